@@ -1,0 +1,36 @@
+"""Nox sessions: tests, lint, typecheck, bench. ``nox -l`` lists them."""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.sessions = ["lint", "typecheck", "tests"]
+nox.options.reuse_existing_virtualenvs = True
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """Run the test suite (real git, real subprocesses, the sample MCP server)."""
+    session.install("-e", ".[dev]")
+    session.run("pytest", "-q", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff over the package, the tasks and the tests."""
+    session.install("ruff")
+    session.run("ruff", "check", "upgrade_tasks", "tests", "tasks.py", "noxfile.py")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    """mypy --strict over the package and tasks.py."""
+    session.install("-e", ".[dev]")
+    session.run("mypy")
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Benchmarks: median timings of dry-run, upgrade, no-op, rollback, status."""
+    session.install("-e", ".[dev]")
+    session.run("python", "-m", "benchmarks.run", *session.posargs)

@@ -1,0 +1,327 @@
+"""End to end: the real CLI on real git sources and real installs (issue 2)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import (
+    REPO,
+    digest,
+    invoke,
+    manifest_files,
+    sessions,
+    upgrade,
+    wait_for,
+)
+
+from upgrade_tasks.sample import EDITED_CONFLICT, EDITED_LOCAL, USER_FILES, make_project
+from upgrade_tasks.sample_source import SampleSource, v2_files
+
+P = ".praxis-os"
+
+
+def expected_v2(rel_source: str) -> bytes:
+    return v2_files()[rel_source]
+
+
+def test_happy_path_upgrades_and_keeps_user_work(project: Path, source: SampleSource) -> None:
+    root = project / P
+    user_before = {rel: (root / rel).read_bytes() for rel in USER_FILES}
+    conflict_before = (root / EDITED_CONFLICT).read_bytes()
+    local_before = (root / EDITED_LOCAL).read_bytes()
+    assert (root / "mcp_server" / "legacy_helpers.py").exists()
+
+    r = upgrade(source, project)
+    assert r.code == 0, r.text
+    for n in range(6):
+        assert f"[{n}/5]" in r.out
+    # user files are untouched
+    for rel, data in user_before.items():
+        assert (root / rel).read_bytes() == data, rel
+    # a file both sides changed: kept, the new version beside it
+    assert (root / EDITED_CONFLICT).read_bytes() == conflict_before
+    new_side = root / (EDITED_CONFLICT + ".praxis-new")
+    assert new_side.read_bytes() == expected_v2("universal/" + EDITED_CONFLICT.replace(
+        "standards/universal/", "standards/"))
+    # a file only the user changed: kept, no .praxis-new
+    assert (root / EDITED_LOCAL).read_bytes() == local_before
+    assert not (root / (EDITED_LOCAL + ".praxis-new")).exists()
+    # every pristine content file now equals v2; removed ones are gone
+    for src_rel, data in v2_files().items():
+        if src_rel.startswith("universal/standards/"):
+            tgt = "standards/universal/" + src_rel[len("universal/standards/"):]
+        elif src_rel.startswith("universal/workflows/"):
+            tgt = "workflows/" + src_rel[len("universal/workflows/"):]
+        elif src_rel.startswith(("scripts/", "mcp_server/")):
+            tgt = src_rel
+        else:
+            continue
+        if tgt in (EDITED_CONFLICT, EDITED_LOCAL):
+            continue
+        assert (root / tgt).read_bytes() == data, tgt
+    assert not (root / "standards/universal/architecture/race-conditions.md").exists()
+    assert (root / "standards/universal/concurrency/race-conditions.md").exists()
+    # the server tree is exactly the source's: the stale module is gone
+    assert not (root / "mcp_server" / "legacy_helpers.py").exists()
+    srv = {p.relative_to(root).as_posix() for p in (root / "mcp_server").rglob("*") if p.is_file()}
+    assert srv == {k for k in v2_files() if k.startswith("mcp_server/")}
+    # bookkeeping: installed manifest, version record, one log line, reports, lock released
+    assert json.loads((root / ".installed-manifest.json").read_text())["source_commit"] == source.v2
+    assert json.loads((root / "VERSION.json").read_text())["installed_commit"] == source.v2
+    log = (root / "UPDATE_LOG.txt").read_text().splitlines()
+    assert len(log) == 1 and "upgraded" in log[0]
+    (s,) = sessions(project)
+    assert s["status"] == "completed" and s["completed_phases"] == [0, 1, 2, 3, 4, 5]
+    rep = json.loads((root / ".upgrade-reports" / f"{s['session_id']}.json").read_text())
+    assert rep["source_commit_after"] == source.v2 and rep["source_commit_before"] == source.v1
+    assert rep["backup_id"] and [p["status"] for p in rep["phases"]] == ["ok"] * 6
+    assert rep["conflicts"][0]["path"] == EDITED_CONFLICT
+    assert "pos_browser" in rep["validation"]["new_tools"]
+    md = (root / ".upgrade-reports" / f"{s['session_id']}.md").read_text()
+    assert EDITED_CONFLICT in md and "diff -u" in md
+    assert not (root / ".upgrade-lock.owner.json").exists()
+    assert ".praxis-os" in (root / ".backups" / ".gitignore").read_text() or \
+        (root / ".backups" / ".gitignore").read_text().strip().endswith("*")
+
+
+def test_second_upgrade_to_same_commit_changes_nothing(project: Path, source: SampleSource) -> None:
+    assert upgrade(source, project).code == 0
+    before = digest(project)
+    r = upgrade(source, project)
+    assert r.code == 0, r.text
+    assert "already up to date" in r.out
+    assert digest(project) == before
+
+
+def test_dry_run_writes_nothing(project: Path, source: SampleSource) -> None:
+    from upgrade_tasks.sample import tree_digest
+
+    before = tree_digest(project, exclude=(), mtimes=True)
+    r = upgrade(source, project, "--dry-run")
+    assert r.code == 0, r.text
+    assert "Dry run (nothing written)" in r.out
+    assert EDITED_CONFLICT in r.out and "praxis-new" in r.out
+    assert "mcp_server/" in r.out and "replaced exactly" in r.out
+    assert tree_digest(project, exclude=(), mtimes=True) == before
+
+
+def test_dry_run_plan_is_what_the_real_run_does(project: Path, source: SampleSource) -> None:
+    dry = upgrade(source, project, "--dry-run")
+    plan_lines = {ln.strip() for ln in dry.out.splitlines() if ln.strip().startswith(("+ ", "~ ", "- "))}
+    assert upgrade(source, project).code == 0
+    (s,) = sessions(project)
+    arts = s["phase_artifacts"]["2"]
+    done = {f"+ {p}" for p in arts["added"]} | {f"~ {p}" for p in arts["updated"]} | {
+        f"- {p}" for p in arts["removed"]}
+    assert plan_lines == done
+
+
+@pytest.mark.parametrize(
+    "point",
+    [
+        "phase-done:preflight",
+        "phase-done:backup",
+        "backup:file#3",
+        "content:file#2",
+        "fs:before-replace#4",
+        "phase-done:content",
+        "server:stage-file#2",
+        "step:server:staged",
+        "step:server:stopped",
+        "server:between-renames",
+        "step:server:swapped",
+        "phase-done:server",
+        "phase-done:validate",
+    ],
+)
+def test_sigkill_then_rerun_resumes_to_the_same_result(
+    tmp_path: Path, source: SampleSource, point: str
+) -> None:
+    ref = make_project(tmp_path / "ref", source.path, source.v1)
+    assert upgrade(source, ref).code == 0
+    proj = make_project(tmp_path / "proj", source.path, source.v1)
+    r = upgrade(source, proj, env={"PRAXIS_UPGRADE_KILL": point})
+    assert r.code == -signal.SIGKILL, r.text
+    st = invoke("status", "--project", str(proj))
+    assert st.code == 0 and "unfinished session" in st.out and "invoke upgrade" in st.out
+    r2 = invoke("upgrade", "--project", str(proj), "--yes")  # no --source: the session knows it
+    assert r2.code == 0, r2.text
+    assert "resuming upgrade session" in r2.out
+    assert digest(proj, portable=True) == digest(ref, portable=True)
+    assert manifest_files(proj) == manifest_files(ref)
+    assert [s["status"] for s in sessions(proj)] == ["completed"]
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"PRAXIS_UPGRADE_FAULT": "content:file#3"},
+        {"PRAXIS_UPGRADE_FAULT": "phase-start:content"},
+        {"PRAXIS_UPGRADE_FAULT": "server:between-renames"},
+        {"PRAXIS_UPGRADE_FAULT": "step:server:swapped"},
+        {"PRAXIS_UPGRADE_FAULT": "phase-start:validate"},
+    ],
+    ids=["content-mid", "content-start", "server-mid-swap", "server-after-swap", "validate"],
+)
+def test_failure_in_phases_2_to_4_rolls_back_byte_identical(
+    project: Path, source: SampleSource, env: dict[str, str]
+) -> None:
+    before = digest(project)
+    manifest_before = (project / P / ".installed-manifest.json").read_bytes()
+    r = upgrade(source, project, env=env)
+    assert r.code == 6, r.text
+    assert "rolled back" in r.err and "error[phase-failed]" in r.err
+    assert digest(project) == before
+    assert (project / P / ".installed-manifest.json").read_bytes() == manifest_before
+    assert not (project / P / "VERSION.json").exists()
+    (s,) = sessions(project)
+    assert s["status"] == "rolled_back"
+    assert "rolled back" in (project / P / "UPDATE_LOG.txt").read_text()
+    # and a later upgrade still works
+    assert upgrade(source, project).code == 0
+
+
+@pytest.mark.parametrize("fault", ["crash", "lose_tool", "traceback", "import_error"])
+def test_broken_new_server_is_rolled_back(
+    tmp_path: Path, source_factory, fault: str  # type: ignore[no-untyped-def]
+) -> None:
+    src = source_factory(fault)
+    proj = make_project(tmp_path / "proj", src.path, src.v1)
+    before = digest(proj)
+    r = upgrade(src, proj)
+    assert r.code == 6, r.text
+    assert "phase 4 (validate)" in r.err
+    assert digest(proj) == before
+    assert "restored server: answers with 4 tools" in r.out
+
+
+def test_ctrl_c_during_server_phase_rolls_back(project: Path, source: SampleSource,
+                                               pause_flag: Path) -> None:
+    before = digest(project)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PRAXIS_")}
+    env.update(PRAXIS_UPGRADE_PAUSE="step:server:swapped", PRAXIS_UPGRADE_PAUSE_FLAG=str(pause_flag))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "invoke", "-r", str(REPO), "upgrade", "--source", str(source.path),
+         "--project", str(project), "--yes"],
+        env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    wait_for(pause_flag.exists)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 6, out + err
+    assert "interrupted" in out + err
+    assert digest(project) == before
+
+
+def test_two_concurrent_upgrades_exactly_one_proceeds(project: Path, source: SampleSource,
+                                                      pause_flag: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PRAXIS_")}
+    env.update(PRAXIS_UPGRADE_PAUSE="phase-done:backup", PRAXIS_UPGRADE_PAUSE_FLAG=str(pause_flag))
+    first = subprocess.Popen(
+        [sys.executable, "-m", "invoke", "-r", str(REPO), "upgrade", "--source", str(source.path),
+         "--project", str(project), "--yes"],
+        env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    wait_for(pause_flag.exists)
+    second = upgrade(source, project)
+    pause_flag.unlink()
+    out, err = first.communicate(timeout=60)
+    assert first.returncode == 0, out + err
+    assert second.code == 4, second.text
+    assert "another upgrade holds the lock" in second.err
+    assert f"pid {first.pid}" in second.err or "held by pid" in second.err
+
+
+def test_lock_left_by_a_dead_process_does_not_block(project: Path, source: SampleSource) -> None:
+    code = (
+        "import json,os,sys; from filelock import FileLock; "
+        f"l=FileLock({str(project / P / '.upgrade-lock')!r}); l.acquire(); "
+        f"open({str(project / P / '.upgrade-lock.owner.json')!r},'w').write("
+        "json.dumps({'pid': os.getpid(), 'host': 'x', 'session': 's'})); os._exit(0)"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+    r = upgrade(source, project)
+    assert r.code == 0, r.text
+
+
+def test_options_reach_pre_tasks_and_resume_continues(project: Path, source: SampleSource) -> None:
+    r = invoke("content", "--source", str(source.path), "--project", str(project), "--yes",
+               "--on-conflict", "theirs")
+    assert r.code == 0, r.text
+    assert "[0/5] preflight ok" in r.out and "[2/5] content ok" in r.out
+    assert "[3/5]" not in r.out
+    (s,) = sessions(project)
+    assert s["completed_phases"] == [0, 1, 2]
+    assert s["metadata"]["options"]["on_conflict"] == "theirs"
+    assert s["phase_artifacts"]["0"]["source_path"] == str(source.path)
+    # theirs reached the content pre-chain: the user's edit was replaced
+    assert not (project / P / (EDITED_CONFLICT + ".praxis-new")).exists()
+    st = invoke("status", "--project", str(project))
+    assert "2 content" in st.out and "ok" in st.out
+    r2 = invoke("validate", "--project", str(project), "--yes")
+    assert r2.code == 0, r2.text
+    assert "[4/5] validate ok" in r2.out and "[5/5]" not in r2.out
+    r3 = invoke("upgrade", "--project", str(project), "--yes")
+    assert r3.code == 0 and "[5/5] cleanup ok" in r3.out
+
+
+def test_defaults_from_env_and_invoke_yaml(project: Path, source: SampleSource) -> None:
+    before = digest(project)
+    r = upgrade(source, project, env={"INVOKE_UPGRADE_ON_CONFLICT": "abort"})
+    assert r.code == 5, r.text
+    assert EDITED_CONFLICT in r.err and "nothing was changed" in r.err
+    assert digest(project) == before
+    assert not (project / P / ".upgrade-lock").exists()
+
+
+def test_manual_rollback_after_success_restores_everything(project: Path,
+                                                           source: SampleSource) -> None:
+    before = digest(project)
+    assert upgrade(source, project).code == 0
+    r = invoke("rollback", "--project", str(project))
+    assert r.code == 0, r.text
+    assert "rollback complete" in r.out
+    assert digest(project) == before
+    assert [s["status"] for s in sessions(project)] == ["rolled_back"]
+
+
+def test_rollback_of_older_backup_undoes_newer_upgrades_first(tmp_path: Path,
+                                                              source: SampleSource) -> None:
+    proj = make_project(tmp_path / "p", source.path, source.v1)
+    v1 = digest(proj)
+    # upgrade to v2 twice (second is a no-op) then roll back to the first backup
+    assert upgrade(source, proj).code == 0
+    backups = sorted(p.name for p in (proj / P / ".backups").iterdir() if p.is_dir())
+    r = invoke("rollback", "--project", str(proj), "--backup", backups[0])
+    assert r.code == 0, r.text
+    assert digest(proj) == v1
+
+
+def test_backups_are_pruned_to_the_last_three(tmp_path: Path, source: SampleSource) -> None:
+    proj = make_project(tmp_path / "p", source.path, source.v1)
+    for _ in range(4):
+        assert upgrade(source, proj).code == 0
+        assert invoke("rollback", "--project", str(proj)).code == 0
+    backups = [p for p in (proj / P / ".backups").iterdir() if p.is_dir()]
+    assert len(backups) == 3
+
+
+def test_list_and_help_document_every_task_and_flag() -> None:
+    r = invoke("--list")
+    for name, module in [("preflight", "preflight.py"), ("backup", "backup.py"),
+                         ("content", "content.py"), ("server", "server.py"),
+                         ("validate", "validate.py"), ("cleanup", "engine.py"),
+                         ("rollback", "rollback.py")]:
+        assert name in r.out and module in r.out
+    for name in ("upgrade", "status", "demo"):
+        assert name in r.out
+    h = invoke("--help", "upgrade")
+    for flag in ("--source", "--project", "--dry-run", "--yes", "--on-conflict", "--deps",
+                 "--no-restart", "--debug"):
+        assert flag in h.out, flag

@@ -1,0 +1,115 @@
+"""One error hierarchy for the whole upgrader.
+
+Every user-facing error says *what* failed, *why*, and *what to do next*, and
+carries the process exit code that the Invoke task turns it into (see the
+README's exit-code table).
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_USAGE = 2
+EXIT_PREFLIGHT = 3
+EXIT_LOCKED = 4
+EXIT_CONFLICT_ABORT = 5
+EXIT_ROLLED_BACK = 6
+EXIT_ROLLBACK_FAILED = 7
+EXIT_INTERRUPTED = 130
+
+
+class UpgradeError(Exception):
+    """Base of every error the upgrader raises on purpose.
+
+    :param what: one line, what failed.
+    :param why: the cause, as precisely as known.
+    :param hint: the next step for the user.
+    """
+
+    exit_code: int = EXIT_USAGE
+    ref: str = "upgrade-error"
+
+    def __init__(self, what: str, why: str = "", hint: str = "") -> None:
+        super().__init__(what)
+        self.what = what
+        self.why = why
+        self.hint = hint
+
+    def render(self) -> str:
+        lines = [f"error[{self.ref}]: {self.what}"]
+        if self.why:
+            lines.append(f"  why:  {self.why}")
+        if self.hint:
+            lines.append(f"  next: {self.hint}")
+        return "\n".join(lines)
+
+    def __str__(self) -> str:  # pragma: no cover - trivial
+        return self.render()
+
+
+class UsageError(UpgradeError):
+    """Bad usage or bad input (exit 2)."""
+
+    exit_code = EXIT_USAGE
+    ref = "bad-input"
+
+
+class PreflightError(UpgradeError):
+    """Pre-flight refused; nothing was changed (exit 3)."""
+
+    exit_code = EXIT_PREFLIGHT
+    ref = "preflight-refused"
+
+
+class LockHeldError(UpgradeError):
+    """Another upgrade holds the lock (exit 4)."""
+
+    exit_code = EXIT_LOCKED
+    ref = "lock-held"
+
+
+class ConflictAbort(UpgradeError):
+    """``--on-conflict abort`` stopped the run before any change (exit 5)."""
+
+    exit_code = EXIT_CONFLICT_ABORT
+    ref = "conflicts"
+
+
+class PhaseError(UpgradeError):
+    """A phase failed. The engine rolls back and reports exit 6."""
+
+    exit_code = EXIT_ROLLED_BACK
+    ref = "phase-failed"
+
+
+class ProbeError(PhaseError):
+    """The MCP server could not be started, spoken to, or listed wrong tools."""
+
+    ref = "server-probe-failed"
+
+
+class BackupError(UpgradeError):
+    """A backup is missing, incomplete or does not match its manifest."""
+
+    exit_code = EXIT_ROLLBACK_FAILED
+    ref = "backup-invalid"
+
+
+class RollbackError(UpgradeError):
+    """Rollback failed; the message names the backup to restore by hand (exit 7)."""
+
+    exit_code = EXIT_ROLLBACK_FAILED
+    ref = "rollback-failed"
+
+
+class StateError(UpgradeError):
+    """The checkpoint file is unreadable, corrupted or from a newer schema."""
+
+    exit_code = EXIT_USAGE
+    ref = "bad-state"
+
+
+class Interrupted(UpgradeError):
+    """The user interrupted the run before anything was changed."""
+
+    exit_code = EXIT_INTERRUPTED
+    ref = "interrupted"

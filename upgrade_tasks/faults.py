@@ -1,0 +1,59 @@
+"""Test-only fault injection, chosen by environment variables.
+
+* ``PRAXIS_UPGRADE_FAULT=<point>[,<point>...]`` raises :class:`InjectedFault`
+  when a named point is reached;
+* ``PRAXIS_UPGRADE_KILL=<point>`` SIGKILLs the process there (a crash, no cleanup);
+* ``PRAXIS_UPGRADE_PAUSE=<point>`` creates the file named by
+  ``PRAXIS_UPGRADE_PAUSE_FLAG`` and sleeps up to 30 s until that file is removed
+  (lets a test act while the run is held at a known point).
+
+``<point>`` may end with ``#N`` to hit only the N-th time the point is reached
+(1-based). Unset in normal use: then :func:`point` is a no-op.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections import Counter
+
+_hits: Counter[str] = Counter()
+_ENV = ("PRAXIS_UPGRADE_FAULT", "PRAXIS_UPGRADE_KILL", "PRAXIS_UPGRADE_PAUSE")
+
+
+class InjectedFault(RuntimeError):
+    """A failure injected by a test through ``PRAXIS_UPGRADE_FAULT``."""
+
+
+def _matches(specs: str, name: str) -> bool:
+    for spec in specs.split(","):
+        spec = spec.strip()
+        if "#" in spec:
+            point_name, _, nth = spec.rpartition("#")
+            if point_name == name and _hits[name] == int(nth):
+                return True
+        elif spec == name:
+            return True
+    return False
+
+
+def point(name: str) -> None:
+    """Mark a durable step; tests may crash, fail or pause the run here."""
+    if not any(k in os.environ for k in _ENV):
+        return
+    _hits[name] += 1
+    kill = os.environ.get("PRAXIS_UPGRADE_KILL", "")
+    if kill and _matches(kill, name):
+        os.kill(os.getpid(), signal.SIGKILL)
+    pause = os.environ.get("PRAXIS_UPGRADE_PAUSE", "")
+    if pause and _matches(pause, name):
+        flag = os.environ["PRAXIS_UPGRADE_PAUSE_FLAG"]
+        with open(flag, "w") as fh:
+            fh.write(str(os.getpid()))
+        deadline = time.monotonic() + 30
+        while os.path.exists(flag) and time.monotonic() < deadline:
+            time.sleep(0.02)
+    fault = os.environ.get("PRAXIS_UPGRADE_FAULT", "")
+    if fault and _matches(fault, name):
+        raise InjectedFault(f"fault injected at {name}")

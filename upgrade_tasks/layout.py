@@ -1,0 +1,146 @@
+"""Where everything lives: the install's paths and the one source->target mapping table."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+PRAXIS_DIR = ".praxis-os"
+
+#: Source prefix -> target prefix (relative to ``.praxis-os``). One explicit table;
+#: every file of every area, ``.yaml`` included. ``mcp_server`` is handled by phase 3
+#: (replaced exactly); the others by phase 2 (per-file, user edits preserved).
+CONTENT_MAP: tuple[tuple[str, str], ...] = (
+    ("universal/standards/", "standards/universal/"),
+    ("universal/workflows/", "workflows/"),
+    ("scripts/", "scripts/"),
+)
+SERVER_MAP: tuple[str, str] = ("mcp_server/", "mcp_server/")
+
+#: Path parts never copied from the source server tree (editor junk, caches).
+SERVER_EXCLUDE_PARTS = frozenset({".cursor", ".agent-os", ".praxis-os", "__pycache__"})
+
+#: Never written by the upgrader, whatever a manifest says (user-owned).
+PROTECTED_PREFIXES: tuple[str, ...] = (
+    "specs/",
+    "workspace/",
+    "standards/development/",
+    "config.json",
+    "venv/",
+    ".cache/vector_index/",
+)
+
+
+def map_source_path(src: str) -> tuple[str, str] | None:
+    """Map a repo-relative source path to ``(area, target path)``; ``None`` if not installed.
+
+    ``area`` is ``"content"`` or ``"server"``.
+    """
+    for s_prefix, t_prefix in CONTENT_MAP:
+        if src.startswith(s_prefix):
+            return "content", t_prefix + src[len(s_prefix) :]
+    s_prefix, t_prefix = SERVER_MAP
+    if src.startswith(s_prefix):
+        parts = PurePosixPath(src).parts
+        if any(p in SERVER_EXCLUDE_PARTS for p in parts) or src.endswith((".pyc", ".pyo")):
+            return None
+        return "server", t_prefix + src[len(s_prefix) :]
+    return None
+
+
+def area_of_target(target: str) -> str:
+    for _s, t_prefix in CONTENT_MAP:
+        if target.startswith(t_prefix):
+            return t_prefix.rstrip("/")
+    if target.startswith(SERVER_MAP[1]):
+        return "mcp_server"
+    return "other"
+
+
+def is_protected(target: str) -> bool:
+    return any(target == p.rstrip("/") or target.startswith(p) for p in PROTECTED_PREFIXES)
+
+
+@dataclass(frozen=True)
+class Install:
+    """Paths of one prAxIs OS installation inside a project."""
+
+    project: Path
+
+    @property
+    def root(self) -> Path:
+        return self.project / PRAXIS_DIR
+
+    @property
+    def server_dir(self) -> Path:
+        return self.root / "mcp_server"
+
+    @property
+    def venv(self) -> Path:
+        return self.root / "venv"
+
+    @property
+    def venv_python(self) -> Path:
+        return self.venv / "bin" / "python"
+
+    @property
+    def state_dir(self) -> Path:
+        return self.root / ".cache" / "state"
+
+    @property
+    def backups_dir(self) -> Path:
+        return self.root / ".backups"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.root / ".upgrade-reports"
+
+    @property
+    def lock_file(self) -> Path:
+        return self.root / ".upgrade-lock"
+
+    @property
+    def lock_owner_file(self) -> Path:
+        return self.root / ".upgrade-lock.owner.json"
+
+    @property
+    def installed_manifest(self) -> Path:
+        return self.root / ".installed-manifest.json"
+
+    @property
+    def version_record(self) -> Path:
+        return self.root / "VERSION.json"
+
+    @property
+    def update_log(self) -> Path:
+        return self.root / "UPDATE_LOG.txt"
+
+    @property
+    def server_state_file(self) -> Path:
+        return self.root / ".mcp_server_state.json"
+
+    @property
+    def staging_server(self) -> Path:
+        return self.root / ".mcp_server.staged"
+
+    @property
+    def old_server(self) -> Path:
+        return self.root / ".mcp_server.old"
+
+    @property
+    def requirements(self) -> Path:
+        return self.server_dir / "requirements.txt"
+
+    def path(self, rel: str) -> Path:
+        return self.root / rel
+
+
+#: Paths the upgrader itself owns; excluded from "byte-identical after rollback" checks.
+OWN_BOOKKEEPING = (
+    ".cache/state",
+    ".backups",
+    ".upgrade-reports",
+    ".upgrade-lock",
+    ".upgrade-lock.owner.json",
+    "UPDATE_LOG.txt",
+)

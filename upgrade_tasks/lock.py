@@ -1,0 +1,111 @@
+"""The upgrade lock: ``filelock`` on ``.praxis-os/.upgrade-lock`` plus an owner record.
+
+Correctness comes from the kernel lock (``flock``): it is held for the whole
+run and released by the kernel when the process dies, so a dead holder never
+blocks anyone. The owner record (pid, host, start time, session) is advisory,
+for the message a second run prints. The lock file itself is never deleted
+(deleting it would let two runs lock different inodes: tox-dev/filelock#574).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from filelock import FileLock, Timeout
+
+from .checkpoint import now_iso
+from .errors import LockHeldError
+from .fsutil import atomic_write_json
+
+
+@dataclass
+class UpgradeLock:
+    lock_file: Path
+    owner_file: Path
+    _lock: FileLock | None = None
+
+    def acquire(self, session: str, command: str) -> None:
+        lock = FileLock(str(self.lock_file), timeout=0, is_singleton=False)
+        try:
+            lock.acquire()
+        except Timeout:
+            raise LockHeldError(
+                f"another upgrade holds the lock on {self.lock_file.parent}",
+                describe_owner(self.owner_file),
+                "wait for it to finish (see `invoke status`); a crashed run releases the lock "
+                "by itself",
+            ) from None
+        self._lock = lock
+        atomic_write_json(
+            self.owner_file,
+            {
+                "pid": os.getpid(),
+                "host": socket.gethostname(),
+                "started_at": now_iso(),
+                "session": session,
+                "command": command,
+            },
+        )
+
+    def update_session(self, session: str) -> None:
+        try:
+            data = json.loads(self.owner_file.read_text())
+        except (OSError, ValueError):
+            data = {"pid": os.getpid(), "host": socket.gethostname(), "started_at": now_iso()}
+        data["session"] = session
+        atomic_write_json(self.owner_file, data)
+
+    @property
+    def held(self) -> bool:
+        return self._lock is not None and self._lock.is_locked
+
+    def release(self) -> None:
+        if self._lock is None:
+            return
+        try:
+            self.owner_file.unlink()
+        except FileNotFoundError:
+            pass
+        self._lock.release(force=True)
+        self._lock = None
+
+
+def read_owner(owner_file: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(owner_file.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def describe_owner(owner_file: Path) -> str:
+    o = read_owner(owner_file)
+    if not o:
+        return "the lock is held, but its owner record is missing"
+    return (
+        f"held by pid {o.get('pid')} on {o.get('host')} since {o.get('started_at')} "
+        f"(session {o.get('session') or 'starting'}, command: {o.get('command', '?')})"
+    )
+
+
+def probe_lock(lock_file: Path) -> bool:
+    """Whether some process holds the lock. Read-only: never creates the lock file."""
+    try:
+        fd = os.open(lock_file, os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return True
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)

@@ -1,0 +1,134 @@
+"""Run options: one typed value built from Invoke's config tree.
+
+Every phase task takes the same flags. Invoke does not hand a task's arguments
+to its pre-tasks, so :class:`upgrade_tasks.cli.OptionsExecutor` copies the flags
+given on the command line into ``config.upgrade`` before anything runs; every
+task then reads its options from there. Defaults come from
+:data:`CONFIG_DEFAULTS`, ``invoke.yaml`` and ``INVOKE_UPGRADE_*`` variables.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import UsageError
+
+ON_CONFLICT = ("keep", "theirs", "abort")
+DEPS = ("auto", "skip", "force")
+
+#: The ``upgrade`` section of the config tree, with every key present so that
+#: ``INVOKE_UPGRADE_<KEY>`` environment variables can override it.
+CONFIG_DEFAULTS: dict[str, Any] = {
+    "source": "",
+    "project": "",
+    "dry_run": False,
+    "yes": False,
+    "on_conflict": "keep",
+    "deps": "auto",
+    "no_restart": False,
+    "debug": False,
+    "backup": "",
+    "keep_backups": 3,
+    "probe_timeout": 20.0,
+    "smoke_tools": "get_server_info,current_date",
+    "propagated": False,
+}
+
+#: Task flags shared by every phase task (flag name -> help text).
+FLAG_HELP: dict[str, str] = {
+    "source": "prAxIs OS source: a clean git checkout, or a git URL (cloned to a temp dir).",
+    "project": "Project directory holding .praxis-os/ (default: the current directory).",
+    "dry_run": "Print the plan and exit; writes nothing at all.",
+    "yes": "Never prompt.",
+    "on_conflict": "File changed by you and upstream: keep (default; new version written "
+    "beside it as NAME.praxis-new), theirs (take upstream; yours is in the backup), "
+    "abort (stop before any change, exit 5).",
+    "deps": "Dependencies: auto (install only if requirements changed), skip, force.",
+    "no_restart": "Do not stop or restart the running MCP server.",
+    "debug": "Show tracebacks for errors.",
+}
+
+
+@dataclass(frozen=True)
+class Options:
+    source: str
+    project: Path
+    dry_run: bool
+    yes: bool
+    on_conflict: str
+    deps: str
+    no_restart: bool
+    debug: bool
+    backup: str
+    keep_backups: int
+    probe_timeout: float
+    smoke_tools: tuple[str, ...]
+
+    @classmethod
+    def from_config(cls, section: Any) -> Options:
+        def get(key: str) -> Any:
+            try:
+                value = section[key]
+            except (KeyError, TypeError):
+                value = None
+            return CONFIG_DEFAULTS[key] if value is None else value
+
+        on_conflict = str(get("on_conflict"))
+        if on_conflict not in ON_CONFLICT:
+            raise UsageError(
+                f"--on-conflict {on_conflict!r} is not a valid choice",
+                f"valid choices are {', '.join(ON_CONFLICT)}",
+                "pass one of them, e.g. --on-conflict keep",
+            )
+        deps = str(get("deps"))
+        if deps not in DEPS:
+            raise UsageError(
+                f"--deps {deps!r} is not a valid choice",
+                f"valid choices are {', '.join(DEPS)}",
+                "pass one of them, e.g. --deps auto",
+            )
+        project_raw = str(get("project") or "") or os.getcwd()
+        smoke = get("smoke_tools")
+        smoke_t = (
+            tuple(s.strip() for s in smoke.split(",") if s.strip())
+            if isinstance(smoke, str)
+            else tuple(str(s) for s in smoke)
+        )
+        try:
+            keep = int(get("keep_backups"))
+            timeout = float(get("probe_timeout"))
+        except (TypeError, ValueError) as exc:
+            raise UsageError("bad number in the upgrade config", str(exc), "fix invoke.yaml") from exc
+        if keep < 1:
+            raise UsageError(
+                "upgrade.keep_backups must be at least 1",
+                f"got {keep}",
+                "set keep_backups: 3 (the default) in invoke.yaml",
+            )
+        return cls(
+            source=str(get("source") or ""),
+            project=Path(project_raw).expanduser().absolute(),
+            dry_run=bool(get("dry_run")),
+            yes=bool(get("yes")),
+            on_conflict=on_conflict,
+            deps=deps,
+            no_restart=bool(get("no_restart")),
+            debug=bool(get("debug")),
+            backup=str(get("backup") or ""),
+            keep_backups=keep,
+            probe_timeout=timeout,
+            smoke_tools=smoke_t,
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "project": str(self.project),
+            "dry_run": self.dry_run,
+            "on_conflict": self.on_conflict,
+            "deps": self.deps,
+            "no_restart": self.no_restart,
+        }

@@ -1,0 +1,128 @@
+"""Reports: a JSON and a Markdown report per run, one UPDATE_LOG line, the version record.
+
+* ``.praxis-os/.upgrade-reports/<session>.json`` and ``.md``: phases with status
+  and duration, files added/updated/removed/kept, conflicts, backup id, source
+  commit before and after.
+* ``.praxis-os/UPDATE_LOG.txt``: exactly one line appended per run (O_APPEND).
+* ``.praxis-os/VERSION.json``: the one version record, rewritten atomically.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+from typing import Any
+
+from .checkpoint import PHASES, Session, now_iso
+from .fsutil import atomic_write_bytes, atomic_write_json, fsync_dir
+from .layout import Install
+
+
+def build_report(session: Session) -> dict[str, Any]:
+    d = session.data
+    arts = d.get("phase_artifacts", {})
+    content = arts.get("2", {})
+    phases = []
+    for i, name in enumerate(PHASES):
+        r = d.get("phase_results", {}).get(str(i))
+        phases.append({"phase": i, "name": name,
+                       "status": (r or {}).get("status", "not run"),
+                       "duration_s": (r or {}).get("duration_s"),
+                       "summary": (r or {}).get("summary", "")})
+    return {
+        "session_id": session.id,
+        "status": session.status,
+        "started_at": d["metadata"].get("started_at"),
+        "finished_at": d["metadata"].get("finished_at", now_iso()),
+        "host": socket.gethostname(),
+        "project": d["metadata"].get("options", {}).get("project"),
+        "source": arts.get("0", {}).get("source_path"),
+        "source_commit_before": arts.get("0", {}).get("installed_commit"),
+        "source_commit_after": arts.get("0", {}).get("source_commit"),
+        "backup_id": arts.get("1", {}).get("backup_id"),
+        "phases": phases,
+        "files": {
+            "added": content.get("added", []),
+            "updated": content.get("updated", []),
+            "removed": content.get("removed", []),
+            "kept": content.get("kept", []),
+        },
+        "conflicts": content.get("conflicts", []),
+        "server": arts.get("3", {}),
+        "validation": arts.get("4", {}),
+        "rollback": d["metadata"].get("rollback"),
+        "error": d["metadata"].get("error"),
+    }
+
+
+def render_markdown(rep: dict[str, Any]) -> str:
+    lines = [
+        f"# prAxIs OS upgrade {rep['status'].replace('_', ' ')}",
+        "",
+        f"- session: `{rep['session_id']}`",
+        f"- project: `{rep['project']}`",
+        f"- source: `{rep['source']}`",
+        f"- commit: `{(rep['source_commit_before'] or 'unknown')[:10]}` -> "
+        f"`{(rep['source_commit_after'] or '?')[:10]}`",
+        f"- backup: `{rep['backup_id']}` (restore with `invoke rollback --backup "
+        f"{rep['backup_id']}`)",
+        f"- started {rep['started_at']}, finished {rep['finished_at']}",
+        "",
+        "| phase | status | seconds | result |",
+        "|---|---|---|---|",
+    ]
+    for p in rep["phases"]:
+        secs = "" if p["duration_s"] is None else f"{p['duration_s']:.2f}"
+        lines.append(f"| {p['phase']} {p['name']} | {p['status']} | {secs} | {p['summary']} |")
+    f = rep["files"]
+    lines += ["", "## Files", "",
+              f"{len(f['added'])} added, {len(f['updated'])} updated, {len(f['removed'])} removed, "
+              f"{len(f['kept'])} kept as yours."]
+    if rep["conflicts"]:
+        lines += ["", "## Needs your attention", ""]
+        for c in rep["conflicts"]:
+            if c.get("resolution") == "keep":
+                lines.append(f"- `{c['path']}`: you changed it; kept. Compare with the new version: "
+                             f"`{c['compare']}`")
+            else:
+                lines.append(f"- `{c['path']}`: you changed it; upstream version installed, yours "
+                             "is in the backup")
+    if rep.get("error"):
+        lines += ["", "## Error", "", "```", str(rep["error"]), "```"]
+    if rep.get("rollback"):
+        lines += ["", "## Rollback", "", f"{rep['rollback']}"]
+    return "\n".join(lines) + "\n"
+
+
+def write_reports(install: Install, session: Session) -> tuple[Path, Path]:
+    rep = build_report(session)
+    install.reports_dir.mkdir(parents=True, exist_ok=True)
+    j = install.reports_dir / f"{session.id}.json"
+    m = install.reports_dir / f"{session.id}.md"
+    atomic_write_json(j, rep)
+    atomic_write_bytes(m, render_markdown(rep).encode(), mode=0o644)
+    return j, m
+
+
+def append_update_log(install: Install, line: str) -> None:
+    """Append exactly one line (O_APPEND: concurrent writers never interleave a line)."""
+    data = (line.rstrip("\n") + "\n").encode()
+    fd = os.open(install.update_log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    fsync_dir(install.root)
+
+
+def write_version_record(install: Install, commit: str, previous: str | None, source: str,
+                         session: str) -> None:
+    atomic_write_json(install.version_record, {
+        "installed_commit": commit,
+        "previous_commit": previous,
+        "source": source,
+        "updated_at": now_iso(),
+        "session": session,
+    })

@@ -1,0 +1,201 @@
+"""Rollback: undo exactly what a run changed, from its backup, and verify the result.
+
+The backup manifest lists every path the run may touch, as it was before the
+run (``file``, ``symlink`` or ``absent``) and the trees replaced whole
+(``mcp_server``). Restoring makes each of those paths equal to the backup and
+touches nothing else (``specs/``, ``workspace/``, the venv, user files are
+never listed, so never touched). Every step is idempotent: a rollback killed
+half-way is finished by running it again. A file changed since the upgrade by
+someone else than the upgrade is first saved to ``<backup>/kept/`` so no
+byte is lost.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import faults
+from .backup import Backup, verify_backup
+from .errors import BackupError, RollbackError
+from .fsutil import (
+    atomic_copy,
+    durable_unlink,
+    file_sha_or_none,
+    fsync_dir,
+    remove_empty_parents,
+    sha256_file,
+)
+from .layout import Install
+
+
+@dataclass
+class RestoreResult:
+    restored: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    saved_aside: list[str] = field(default_factory=list)
+    trees: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        s = (f"{len(self.restored)} restored, {len(self.removed)} removed, "
+             f"trees rebuilt: {', '.join(self.trees) or 'none'}")
+        if self.saved_aside:
+            s += f"; {len(self.saved_aside)} later edits saved aside"
+        return s
+
+
+def _entry_matches(path: Path, e: dict[str, object]) -> bool:
+    kind = e["kind"]
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return kind == "absent"
+    if kind == "symlink":
+        return stat.S_ISLNK(st.st_mode) and os.readlink(path) == e["target"]
+    if kind == "file":
+        return (stat.S_ISREG(st.st_mode) and st.st_size == e["size"]
+                and sha256_file(path) == e["sha256"])
+    return False
+
+
+def _save_aside(b: Backup, rel: str, live: Path, res: RestoreResult) -> None:
+    dst = b.path / "kept" / rel
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    if live.is_symlink():
+        return
+    shutil.copy2(live, dst)
+    res.saved_aside.append(rel)
+
+
+def _restore_symlink(path: Path, target: str) -> None:
+    tmp = path.with_name(f".{path.name}.link-tmp")
+    if tmp.is_symlink() or tmp.exists():
+        tmp.unlink()
+    os.symlink(target, tmp)
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
+
+
+def _tree_entries(b: Backup, tree: str) -> dict[str, dict[str, object]]:
+    return {k: v for k, v in b.entries.items() if k.startswith(tree + "/")}
+
+
+def _live_files(top: Path, root: Path) -> set[str]:
+    out: set[str] = set()
+    if not top.is_dir():
+        return out
+    for r, dirs, files in os.walk(top):
+        for n in files + [d for d in dirs if os.path.islink(os.path.join(r, d))]:
+            out.add((Path(r) / n).relative_to(root).as_posix())
+    return out
+
+
+def _tree_ok(install: Install, b: Backup, tree: str) -> bool:
+    want = _tree_entries(b, tree)
+    if _live_files(install.path(tree), install.root) != set(want):
+        return False
+    return all(_entry_matches(install.path(rel), e) for rel, e in want.items())
+
+
+def restore_tree(install: Install, b: Backup, tree: str, allowed: dict[str, str],
+                 res: RestoreResult) -> None:
+    if _tree_ok(install, b, tree):
+        return
+    live = install.path(tree)
+    # keep edits made after the upgrade (not ours, not the backup's)
+    want = _tree_entries(b, tree)
+    for rel in sorted(_live_files(live, install.root)):
+        sha = file_sha_or_none(install.path(rel))
+        e = want.get(rel)
+        if sha is not None and (e is None or e.get("sha256") != sha) and allowed.get(rel) != sha \
+                and not rel.endswith((".pyc", ".pyo")):
+            _save_aside(b, rel, install.path(rel), res)
+    build = install.root / f".{tree}.restore"
+    if build.exists():
+        shutil.rmtree(build)
+    build.mkdir()
+    for rel, e in sorted(want.items()):
+        dst = build / rel[len(tree) + 1:]
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        if e["kind"] == "symlink":
+            os.symlink(str(e["target"]), dst)
+        else:
+            shutil.copyfile(b.file(rel), dst)
+            os.chmod(dst, int(str(e["mode"])))
+            with open(dst, "rb") as fh:
+                os.fsync(fh.fileno())
+    for d in sorted({p.parent for p in build.rglob("*")} | {build}):
+        fsync_dir(d)
+    old = install.root / f".{tree}.rollback-old"
+    if old.exists():
+        shutil.rmtree(old)
+    if live.exists() or live.is_symlink():
+        os.replace(live, old)
+        fsync_dir(install.root)
+        faults.point("rollback:between-renames")
+    os.replace(build, live)
+    fsync_dir(install.root)
+    shutil.rmtree(old, ignore_errors=True)
+    res.trees.append(tree)
+
+
+def restore_backup(install: Install, b: Backup, allowed: dict[str, str]) -> RestoreResult:
+    """Make every path in the backup equal to it again; verify; return what was done.
+
+    ``allowed`` maps paths to the sha256 the upgrade wrote there: such content
+    is simply replaced; any other content is saved aside first.
+    """
+    try:
+        verify_backup(b)
+    except BackupError as exc:
+        raise RollbackError(
+            f"rollback refused: backup {b.id} is damaged",
+            exc.why,
+            f"nothing was restored. Inspect {b.path} and restore the files by hand",
+        ) from exc
+    res = RestoreResult()
+    for tree in b.trees:
+        restore_tree(install, b, tree, allowed, res)
+    for leftover in (install.staging_server, install.old_server):
+        if leftover.exists():
+            shutil.rmtree(leftover)
+    tree_prefixes = tuple(t + "/" for t in b.trees)
+    for rel, e in sorted(b.entries.items()):
+        if rel.startswith(tree_prefixes):
+            continue
+        live = install.path(rel)
+        if _entry_matches(live, e):
+            continue
+        cur = file_sha_or_none(live)
+        ours = rel in (install.installed_manifest.name, install.version_record.name)
+        if cur is not None and allowed.get(rel) != cur and not ours:
+            _save_aside(b, rel, live, res)
+        if e["kind"] == "file":
+            atomic_copy(b.file(rel), live, mode=int(e["mode"]))
+            res.restored.append(rel)
+        elif e["kind"] == "symlink":
+            _restore_symlink(live, str(e["target"]))
+            res.restored.append(rel)
+        else:
+            if live.is_dir() and not live.is_symlink():
+                raise RollbackError(
+                    f"cannot remove {live}: it is now a directory",
+                    "the upgrade did not create it as a directory",
+                    f"move it away by hand, then rerun `invoke rollback --backup {b.id}`",
+                )
+            durable_unlink(live)
+            remove_empty_parents(live, install.root)
+            res.removed.append(rel)
+        faults.point("rollback:file")
+    bad = [rel for rel, e in b.entries.items() if not _entry_matches(install.path(rel), e)]
+    bad += [t for t in b.trees if not _tree_ok(install, b, t)]
+    if bad:
+        raise RollbackError(
+            f"rollback incomplete: {len(bad)} path(s) still differ from backup {b.id}",
+            "first: " + ", ".join(bad[:5]),
+            f"restore them by hand from {b.path}/files/",
+        )
+    return res

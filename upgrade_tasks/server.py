@@ -1,0 +1,211 @@
+"""Phase 3 (MCP server): replace ``mcp_server/`` exactly, install dependencies, stop the old server.
+
+Sub-steps, each recorded in the checkpoint before the next risky action so a
+killed run resumes at the right place:
+
+``server:staged``   new tree copied to ``.mcp_server.staged`` and verified
+``server:stopped``  this install's running server stopped (SIGINT, TERM, KILL)
+``server:swapped``  live -> ``.mcp_server.old``, staged -> live (two renames)
+``server:deps``     dependencies installed with the venv's own python
+``server:done``     installed manifest written
+
+The swap is resumable from any point between its two renames. No stale
+module survives: the new tree is exactly the source's ``mcp_server/``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import faults
+from .checkpoint import Session, now_iso
+from .errors import PhaseError
+from .fsutil import fsync_dir, sha256_file
+from .layout import Install
+from .manifest import InstalledManifest
+from .plan import Plan
+from .server_process import clear_stale_state_file, find_running_servers, stop_server
+from .source import Source
+
+
+@dataclass
+class ServerResult:
+    files: int = 0
+    stopped: list[dict[str, object]] = field(default_factory=list)
+    deps: str = "not needed"
+    installer: str = ""
+
+    def summary(self) -> str:
+        stopped = ", ".join(f"pid {s['pid']} ({s['signal']})" for s in self.stopped) or "none"
+        return f"{self.files} files in place; stopped: {stopped}; deps: {self.deps}"
+
+
+def live_tree(path: Path) -> dict[str, str]:
+    out: dict[str, str] = {}
+    if not path.is_dir():
+        return out
+    for root, dirs, files in os.walk(path):
+        dirs[:] = [d for d in dirs if d != "__pycache__"]
+        for name in files:
+            if name.endswith((".pyc", ".pyo")):
+                continue
+            full = Path(root) / name
+            out[full.relative_to(path).as_posix()] = sha256_file(full)
+    return out
+
+
+def expected_tree(source: Source) -> dict[str, str]:
+    return {t[len("mcp_server/"):]: f.sha256 for t, f in source.server_files.items()}
+
+
+def stage(install: Install, source: Source) -> None:
+    staged = install.staging_server
+    if staged.exists():
+        shutil.rmtree(staged)
+    for t, f in sorted(source.server_files.items()):
+        dst = staged / t[len("mcp_server/"):]
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        data = f.read()
+        with open(dst, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(dst, f.mode)
+        faults.point("server:stage-file")
+    staged.mkdir(exist_ok=True)
+    for d in sorted({p.parent for p in staged.rglob("*")} | {staged}):
+        fsync_dir(d)
+    got = live_tree(staged)
+    if got != expected_tree(source):
+        raise PhaseError(
+            "the staged mcp_server/ does not match the source",
+            "checksum mismatch after copying",
+            "check the disk (dmesg) and rerun `invoke upgrade`",
+        )
+
+
+def swap(install: Install) -> None:
+    live, staged, old = install.server_dir, install.staging_server, install.old_server
+    if staged.exists():
+        if live.exists():
+            if old.exists():
+                shutil.rmtree(old)
+            os.replace(live, old)
+            fsync_dir(install.root)
+            faults.point("server:between-renames")
+        os.replace(staged, live)
+        fsync_dir(install.root)
+
+
+def install_deps(install: Install, plan: Plan, session: Session, res: ServerResult) -> None:
+    sp = plan.server
+    if sp.deps_action != "install":
+        res.deps = sp.deps_reason
+        return
+    py = install.venv_python
+    if not py.exists():
+        raise PhaseError(
+            f"the venv interpreter {py} is missing",
+            "dependencies must be installed with the install's own python",
+            f"recreate the venv: python3 -m venv {install.venv}, then rerun `invoke upgrade`",
+        )
+    uv = shutil.which("uv")
+    if uv:
+        cmd = [uv, "pip", "install", "--python", str(py), "-r", str(install.requirements)]
+        res.installer = "uv"
+    else:
+        cmd = [str(py), "-m", "pip", "install", "--disable-pip-version-check", "-r",
+               str(install.requirements)]
+        res.installer = "pip"
+    print(f"    installing dependencies with {res.installer}: {' '.join(cmd)}", flush=True)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    tail: list[str] = []
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        tail = (tail + [line.rstrip()])[-20:]
+        if sys.stdout.isatty():
+            print("    | " + line.rstrip(), flush=True)
+    rc = proc.wait()
+    if rc != 0:
+        cause = next((x for x in reversed(tail) if "ERROR" in x or "error" in x), tail[-1] if tail
+                     else "")
+        raise PhaseError(
+            f"dependency install failed ({res.installer} exited {rc})",
+            cause.strip(),
+            "fix the requirement or your network, then rerun `invoke upgrade` "
+            "(the upgrade was rolled back)",
+        )
+    res.deps = f"installed with {res.installer}"
+
+
+def run_server(
+    install: Install, source: Source, plan: Plan, session: Session, no_restart: bool
+) -> ServerResult:
+    res = ServerResult()
+    arts = session.artifacts(3)
+    if plan.server.changed and not session.has_step("server:staged"):
+        stage(install, source)
+        session.step("server:staged")
+    if not session.has_step("server:stopped"):
+        needs_stop = plan.server.changed or plan.server.deps_action == "install"
+        if no_restart or not needs_stop:
+            arts["stopped"] = []
+            arts["restart_note"] = (
+                "--no-restart: the running server (if any) was left alone" if no_restart
+                else "server code unchanged: the running server was left alone"
+            )
+        else:
+            stopped = []
+            for s in find_running_servers(install):
+                how = stop_server(s.pid)
+                stopped.append({"pid": s.pid, "transport": s.transport, "signal": how,
+                                "cmdline": list(s.cmdline), "found_by": s.found_by})
+            clear_stale_state_file(install)
+            arts["stopped"] = stopped
+        session.step("server:stopped")
+    res.stopped = list(arts.get("stopped", []))
+    if plan.server.changed and not session.has_step("server:swapped"):
+        swap(install)
+        session.step("server:swapped")
+    if install.old_server.exists():
+        shutil.rmtree(install.old_server)
+    if plan.server.changed and live_tree(install.server_dir) != expected_tree(source):
+        raise PhaseError(
+            "mcp_server/ does not match the source after the swap",
+            "a file differs or is missing",
+            "rerun `invoke upgrade`; if it persists, `invoke rollback`",
+        )
+    if not session.has_step("server:deps"):
+        install_deps(install, plan, session, res)
+        arts["deps"] = res.deps
+        arts["installer"] = res.installer
+        session.step("server:deps")
+    res.deps = str(arts.get("deps", res.deps))
+    res.installer = str(arts.get("installer", ""))
+    if not session.has_step("server:done"):
+        write_installed_manifest(install, source, plan)
+        arts["server_tree"] = {"mcp_server/" + k: v for k, v in expected_tree(source).items()}
+        session.step("server:done")
+    res.files = len(source.server_files)
+    return res
+
+
+def write_installed_manifest(install: Install, source: Source, plan: Plan) -> None:
+    files = {t: f.sha256 for t, f in source.files.items()}
+    sizes = {t: f.size for t, f in source.files.items()}
+    for a in plan.actions:
+        if a.action == "orphan":
+            files.pop(a.target, None)
+    InstalledManifest(source.commit, now_iso(), files, sizes).write(install.installed_manifest)
+
+
+def verify_server(install: Install, source: Source, plan: Plan) -> list[str]:
+    if not plan.server.changed:
+        return []
+    got, want = live_tree(install.server_dir), expected_tree(source)
+    return sorted(k for k in set(got) | set(want) if got.get(k) != want.get(k))

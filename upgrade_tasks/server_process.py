@@ -1,0 +1,149 @@
+"""Find and stop *this install's* running MCP server. Never ``pkill`` by name.
+
+A process is ours when its command line runs ``-m mcp_server`` and either its
+working directory is the project, its ``PYTHONPATH`` names this ``.praxis-os``,
+or its interpreter is this install's venv python. The pid in
+``.praxis-os/.mcp_server_state.json`` is only a hint, checked against
+``/proc/PID/cmdline`` and cwd like any other.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .layout import Install
+
+
+@dataclass(frozen=True)
+class RunningServer:
+    pid: int
+    transport: str
+    cmdline: tuple[str, ...]
+    found_by: str  # "state-file" or "process-scan"
+
+
+def _read(path: str) -> bytes | None:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read()
+    except OSError:
+        return None
+
+
+def _cmdline(pid: int) -> tuple[str, ...] | None:
+    raw = _read(f"/proc/{pid}/cmdline")
+    if not raw:
+        return None
+    return tuple(p.decode(errors="replace") for p in raw.rstrip(b"\0").split(b"\0"))
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    stat = _read(f"/proc/{pid}/stat")
+    return not (stat and b") Z" in stat)  # a zombie is dead for our purposes
+
+
+def _is_mcp_server(cmd: tuple[str, ...]) -> bool:
+    return any(cmd[i] == "-m" and cmd[i + 1] == "mcp_server" for i in range(len(cmd) - 1))
+
+
+def belongs_to(pid: int, install: Install) -> tuple[str, ...] | None:
+    """The process's cmdline if it is an MCP server of this install, else ``None``."""
+    cmd = _cmdline(pid)
+    if not cmd or not _is_mcp_server(cmd):
+        return None
+    project = install.project.resolve()
+    try:
+        if Path(os.readlink(f"/proc/{pid}/cwd")).resolve() == project:
+            return cmd
+    except OSError:
+        pass
+    env = _read(f"/proc/{pid}/environ") or b""
+    for item in env.split(b"\0"):
+        if item.startswith(b"PYTHONPATH="):
+            parts = item[len(b"PYTHONPATH="):].decode(errors="replace").split(os.pathsep)
+            if any(p and Path(p).resolve() == install.root.resolve() for p in parts):
+                return cmd
+    if cmd[0].startswith(str(install.venv) + os.sep):
+        return cmd
+    return None
+
+
+def _transport(cmd: tuple[str, ...]) -> str:
+    for i, part in enumerate(cmd):
+        if part == "--transport" and i + 1 < len(cmd):
+            return cmd[i + 1]
+        if part.startswith("--transport="):
+            return part.split("=", 1)[1]
+    return "unknown"
+
+
+def state_file_pid(install: Install) -> int | None:
+    try:
+        data = json.loads(install.server_state_file.read_text())
+        return int(data["pid"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def find_running_servers(install: Install) -> list[RunningServer]:
+    found: dict[int, RunningServer] = {}
+    hint = state_file_pid(install)
+    if hint and pid_alive(hint):
+        cmd = belongs_to(hint, install)
+        if cmd:
+            found[hint] = RunningServer(hint, _transport(cmd), cmd, "state-file")
+    me = os.getpid()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        pid = int(entry)
+        if pid in found or pid == me:
+            continue
+        cmd = belongs_to(pid, install)
+        if cmd and pid_alive(pid):
+            found[pid] = RunningServer(pid, _transport(cmd), cmd, "process-scan")
+    return sorted(found.values(), key=lambda s: s.pid)
+
+
+def stop_server(pid: int, timeouts: tuple[float, float, float] = (3.0, 3.0, 2.0)) -> str:
+    """SIGINT, then SIGTERM, then SIGKILL, each with a timeout. Returns the signal that worked."""
+    for sig, name, wait in zip(
+        (signal.SIGINT, signal.SIGTERM, signal.SIGKILL), ("SIGINT", "SIGTERM", "SIGKILL"), timeouts
+    ):
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            return "already gone"
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            try:
+                os.waitpid(pid, os.WNOHANG)  # reap if it happens to be our child
+            except ChildProcessError:
+                pass
+            if not pid_alive(pid):
+                return name
+            time.sleep(0.02)
+    return "SIGKILL (still present)"
+
+
+def clear_stale_state_file(install: Install) -> bool:
+    """Remove ``.mcp_server_state.json`` only when the pid it names is dead."""
+    pid = state_file_pid(install)
+    if install.server_state_file.exists() and (pid is None or not pid_alive(pid)):
+        try:
+            install.server_state_file.unlink()
+        except FileNotFoundError:
+            return False
+        return True
+    return False

@@ -1,0 +1,88 @@
+"""Phase 4 (validation): start the new server from the venv over stdio and speak MCP.
+
+``initialize``, ``notifications/initialized``, ``tools/list`` (and the smoke
+tools), then compare the live tool names with the tools the new source
+registers (static scan of ``@mcp.tool`` registrations) and with the tools the
+old server listed before the upgrade. A missing tool, a crash, a timeout or a
+``Traceback`` in the server's stderr fails the phase (and the engine rolls back).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import ProbeError
+from .layout import Install
+from .mcp_client import ProbeResult, probe_stdio, scan_registered_tools, stderr_problems
+
+
+@dataclass
+class ValidationResult:
+    tools: list[str]
+    expected: list[str]
+    old_tools: list[str] | None
+    new_tools: list[str] = field(default_factory=list)
+    dropped_by_source: list[str] = field(default_factory=list)
+    smoke: dict[str, str] = field(default_factory=dict)
+    duration_s: float = 0.0
+
+    def summary(self) -> str:
+        extra = f", new: {', '.join(self.new_tools)}" if self.new_tools else ""
+        gone = f", dropped upstream: {', '.join(self.dropped_by_source)}" if (
+            self.dropped_by_source) else ""
+        smoke = ", ".join(f"{k} {v}" for k, v in self.smoke.items()) or "none"
+        return f"{len(self.tools)} tools answer{extra}{gone}; smoke: {smoke}"
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def probe(install: Install, timeout: float, smoke: tuple[str, ...] = ()) -> ProbeResult:
+    return probe_stdio(install.venv_python, install.project, timeout=timeout, smoke_tools=smoke)
+
+
+def validate_server(
+    install: Install, old_tools: list[str] | None, timeout: float, smoke: tuple[str, ...]
+) -> ValidationResult:
+    expected = sorted(scan_registered_tools(install.server_dir))
+    res = probe(install, timeout, smoke)
+    live = set(res.tools)
+    problems = stderr_problems(res.stderr)
+    if problems:
+        raise ProbeError(
+            "the new MCP server reported errors while starting",
+            "; ".join(problems[:3]),
+            f"see the server's log; the upgrade was rolled back. Server stderr:\n{res.stderr[-2000:]}",
+        )
+    missing = sorted(set(expected) - live)
+    if missing:
+        raise ProbeError(
+            f"the new MCP server does not list {len(missing)} tool(s) its source registers",
+            "missing: " + ", ".join(missing),
+            "a registration is broken in the new source; report it upstream. "
+            "The upgrade was rolled back",
+        )
+    lost = sorted((set(old_tools or ()) & set(expected)) - live)
+    if lost:
+        raise ProbeError(
+            "tools the old server had disappeared",
+            ", ".join(lost),
+            "the upgrade was rolled back; report it upstream",
+        )
+    failed = {k: v for k, v in res.smoke.items() if v != "ok"}
+    if failed:
+        raise ProbeError(
+            "smoke calls of the new MCP server failed",
+            "; ".join(f"{k}: {v}" for k, v in failed.items()),
+            "the upgrade was rolled back; report it upstream",
+        )
+    return ValidationResult(
+        tools=sorted(live),
+        expected=expected,
+        old_tools=old_tools,
+        new_tools=sorted(live - set(old_tools)) if old_tools is not None else [],
+        dropped_by_source=sorted(set(old_tools or ()) - set(expected)),
+        smoke=dict(res.smoke),
+        duration_s=res.duration_s,
+    )
