@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -146,8 +147,15 @@ def test_sigkill_then_rerun_resumes_to_the_same_result(
     ref = make_project(tmp_path / "ref", source.path, source.v1)
     assert upgrade(source, ref).code == 0
     proj = make_project(tmp_path / "proj", source.path, source.v1)
+    v1 = digest(proj, portable=True)
     r = upgrade(source, proj, env={"PRAXIS_UPGRADE_KILL": point})
     assert r.code == -signal.SIGKILL, r.text
+    # a copy of the killed install, rolled back instead of resumed, is back at v1
+    other = tmp_path / "copy"
+    shutil.copytree(proj, other, symlinks=True)
+    rb = invoke("rollback", "--project", str(other))
+    assert rb.code == 0, rb.text
+    assert digest(other, portable=True) == v1
     st = invoke("status", "--project", str(proj))
     assert st.code == 0 and "unfinished session" in st.out and "invoke upgrade" in st.out
     r2 = invoke("upgrade", "--project", str(proj), "--yes")  # no --source: the session knows it

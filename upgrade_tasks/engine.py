@@ -523,11 +523,14 @@ def rollback_session(run: Run, s: Session, reason: str) -> RestoreResult:
                 for srv in find_running_servers(inst):
                     stop_server(srv.pid)
             res = restore_backup(inst, b, _allowed_after(s))
-        except (BackupError, RollbackError) as exc:
-            s.set_status(ROLLBACK_FAILED, error=f"{reason}; rollback: {exc.what}")
+        except Exception as exc:
+            err = exc if isinstance(exc, UpgradeError) else RollbackError(
+                "the rollback stopped part-way", f"{type(exc).__name__}: {exc}",
+                f"rerun `invoke rollback --project {inst.project}` (it resumes)")
+            s.set_status(ROLLBACK_FAILED, error=f"{reason}; rollback: {err.what}")
             _write_reports(run)
             _release(run)
-            raise
+            raise err from exc
         check = _revalidate(inst, run.opts)
         summary = f"{res.summary()} in {time.monotonic() - t0:.2f}s; restored server: {check}"
         s.set_status(ROLLED_BACK, error=reason, finished_at=now_iso(), rollback=summary)
@@ -555,13 +558,31 @@ def manual_rollback(opts: Options) -> str:
     check_target(inst)
     install_signal_handlers()
     ids = backup_mod.list_backups(inst)
-    if not ids:
+    if not ids and unfinished_session(inst.state_dir) is None:
         raise UsageError(
             f"no backup to roll back to in {inst.backups_dir}",
             "no upgrade has completed a backup here (or they were pruned)",
             "nothing to do",
         )
-    target = opts.backup or ids[-1]
+    un = unfinished_session(inst.state_dir)
+    if un is not None and not opts.backup and (not un.backup_id or un.backup_id not in ids):
+        # the unfinished run never completed its backup, so it changed nothing
+        lock = UpgradeLock(inst.lock_file, inst.lock_owner_file)
+        lock.acquire("rollback", " ".join(sys.argv[:6]))
+        try:
+            if un.backup_id:
+                import shutil
+
+                shutil.rmtree(inst.backups_dir / (un.backup_id + ".partial"), ignore_errors=True)
+            un.set_status("aborted", finished_at=now_iso(),
+                          error="interrupted before its backup was complete; nothing was changed")
+            report.append_update_log(inst, f"{now_iso()} | aborted session {un.id} | "
+                                     "interrupted before any change")
+        finally:
+            lock.release()
+        return (f"session {un.id} was interrupted before it changed anything; marked aborted. "
+                "Nothing to restore.")
+    target = opts.backup or (un.backup_id if un is not None and un.backup_id else ids[-1])
     if target not in ids:
         raise UsageError(
             f"backup {target} not found",
@@ -592,10 +613,14 @@ def manual_rollback(opts: Options) -> str:
                 b = backup_mod.load_backup(inst, bid)
                 try:
                     res = restore_backup(inst, b, _allowed_after(sess))
-                except RollbackError as exc:
+                except Exception as exc:
+                    err = exc if isinstance(exc, UpgradeError) else RollbackError(
+                        "the rollback stopped part-way", f"{type(exc).__name__}: {exc}",
+                        f"rerun `invoke rollback --project {inst.project}` (it resumes), or restore "
+                        f"by hand from {b.path}/files/")
                     if sess is not None:
-                        sess.set_status(ROLLBACK_FAILED, error=exc.what)
-                    raise
+                        sess.set_status(ROLLBACK_FAILED, error=err.what)
+                    raise err from exc
                 done.append(f"{bid}: {res.summary()}")
                 if sess is not None:
                     sess.set_status(ROLLED_BACK, finished_at=now_iso(),
