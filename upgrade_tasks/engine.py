@@ -35,7 +35,6 @@ from .checkpoint import (
     unfinished_session,
 )
 from .errors import (
-    BackupError,
     Interrupted,
     PhaseError,
     PreflightError,
