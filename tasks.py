@@ -34,6 +34,7 @@ def _phase(c: Context, n: int) -> None:
 def preflight(
     c: Context, source: str = "", project: str = "", dry_run: bool = False, yes: bool = False,
     on_conflict: str = "", deps: str = "", no_restart: bool = False, debug: bool = False,
+    allow_downgrade: bool = False,
 ) -> None:
     """Phase 0: pre-flight checks and the plan; changes nothing (upgrade_tasks/preflight.py)."""
     _phase(c, 0)
@@ -43,6 +44,7 @@ def preflight(
 def backup(
     c: Context, source: str = "", project: str = "", dry_run: bool = False, yes: bool = False,
     on_conflict: str = "", deps: str = "", no_restart: bool = False, debug: bool = False,
+    allow_downgrade: bool = False,
 ) -> None:
     """Phase 1: verified backup of every path the upgrade may touch (upgrade_tasks/backup.py)."""
     _phase(c, 1)
@@ -52,6 +54,7 @@ def backup(
 def content(
     c: Context, source: str = "", project: str = "", dry_run: bool = False, yes: bool = False,
     on_conflict: str = "", deps: str = "", no_restart: bool = False, debug: bool = False,
+    allow_downgrade: bool = False,
 ) -> None:
     """Phase 2: upgrade standards, workflows, scripts; keep your edits (upgrade_tasks/content.py)."""
     _phase(c, 2)
@@ -61,6 +64,7 @@ def content(
 def server(
     c: Context, source: str = "", project: str = "", dry_run: bool = False, yes: bool = False,
     on_conflict: str = "", deps: str = "", no_restart: bool = False, debug: bool = False,
+    allow_downgrade: bool = False,
 ) -> None:
     """Phase 3: replace mcp_server/, deps, stop the old server (upgrade_tasks/server.py)."""
     _phase(c, 3)
@@ -70,6 +74,7 @@ def server(
 def validate(
     c: Context, source: str = "", project: str = "", dry_run: bool = False, yes: bool = False,
     on_conflict: str = "", deps: str = "", no_restart: bool = False, debug: bool = False,
+    allow_downgrade: bool = False,
 ) -> None:
     """Phase 4: start the new server over stdio and check its tools (upgrade_tasks/validate.py)."""
     _phase(c, 4)
@@ -79,6 +84,7 @@ def validate(
 def cleanup(
     c: Context, source: str = "", project: str = "", dry_run: bool = False, yes: bool = False,
     on_conflict: str = "", deps: str = "", no_restart: bool = False, debug: bool = False,
+    allow_downgrade: bool = False,
 ) -> None:
     """Phase 5: reports, UPDATE_LOG, version record, prune backups (upgrade_tasks/engine.py)."""
     _phase(c, 5)
@@ -88,6 +94,7 @@ def cleanup(
 def upgrade(
     c: Context, source: str = "", project: str = "", dry_run: bool = False, yes: bool = False,
     on_conflict: str = "", deps: str = "", no_restart: bool = False, debug: bool = False,
+    allow_downgrade: bool = False,
 ) -> None:
     """Upgrade an install: phases 0-5, resumable, rolled back on failure (upgrade_tasks/engine.py)."""
 

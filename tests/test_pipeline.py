@@ -21,7 +21,13 @@ from conftest import (
     wait_for,
 )
 
-from upgrade_tasks.sample import EDITED_CONFLICT, EDITED_LOCAL, USER_FILES, make_project
+from upgrade_tasks.sample import (
+    EDITED_CONFLICT,
+    EDITED_LOCAL,
+    EDITED_MERGE,
+    USER_FILES,
+    make_project,
+)
 from upgrade_tasks.sample_source import SampleSource, v2_files
 
 P = ".praxis-os"
@@ -29,6 +35,16 @@ P = ".praxis-os"
 
 def expected_v2(rel_source: str) -> bytes:
     return v2_files()[rel_source]
+
+
+def _v2_target(src_rel: str) -> str | None:
+    if src_rel.startswith("universal/standards/"):
+        return "standards/universal/" + src_rel[len("universal/standards/"):]
+    if src_rel.startswith("universal/workflows/"):
+        return "workflows/" + src_rel[len("universal/workflows/"):]
+    if src_rel.startswith(("scripts/", "mcp_server/")):
+        return src_rel
+    return None
 
 
 def test_happy_path_upgrades_and_keeps_user_work(project: Path, source: SampleSource) -> None:
@@ -45,27 +61,24 @@ def test_happy_path_upgrades_and_keeps_user_work(project: Path, source: SampleSo
     # user files are untouched
     for rel, data in user_before.items():
         assert (root / rel).read_bytes() == data, rel
-    # a file both sides changed: kept, the new version beside it
+    v2 = {_v2_target(k): v for k, v in v2_files().items() if _v2_target(k)}
+    # both sides changed the same lines: yours kept, markers and upstream's beside it
     assert (root / EDITED_CONFLICT).read_bytes() == conflict_before
-    new_side = root / (EDITED_CONFLICT + ".praxis-new")
-    assert new_side.read_bytes() == expected_v2("universal/" + EDITED_CONFLICT.replace(
-        "standards/universal/", "standards/"))
-    # a file only the user changed: kept, no .praxis-new
+    assert (root / (EDITED_CONFLICT + ".praxis-new")).read_bytes() == v2[EDITED_CONFLICT]
+    markers = (root / (EDITED_CONFLICT + ".praxis-merge")).read_text()
+    assert "<<<<<<< yours" in markers and ">>>>>>> upstream" in markers
+    assert "Always pair." in markers and "git reflog" in markers
+    # both sides changed different lines: merged cleanly, in place
+    merged = (root / EDITED_MERGE).read_text()
+    assert "(we use pytest)" in merged and "test trophy" in merged and "<<<<" not in merged
+    assert not (root / (EDITED_MERGE + ".praxis-new")).exists()
+    # only the user changed it: kept, nothing beside it
     assert (root / EDITED_LOCAL).read_bytes() == local_before
     assert not (root / (EDITED_LOCAL + ".praxis-new")).exists()
-    # every pristine content file now equals v2; removed ones are gone
-    for src_rel, data in v2_files().items():
-        if src_rel.startswith("universal/standards/"):
-            tgt = "standards/universal/" + src_rel[len("universal/standards/"):]
-        elif src_rel.startswith("universal/workflows/"):
-            tgt = "workflows/" + src_rel[len("universal/workflows/"):]
-        elif src_rel.startswith(("scripts/", "mcp_server/")):
-            tgt = src_rel
-        else:
-            continue
-        if tgt in (EDITED_CONFLICT, EDITED_LOCAL):
-            continue
-        assert (root / tgt).read_bytes() == data, tgt
+    # every pristine file now equals v2; removed ones are gone
+    for tgt, data in v2.items():
+        if tgt not in (EDITED_CONFLICT, EDITED_LOCAL, EDITED_MERGE):
+            assert (root / tgt).read_bytes() == data, tgt
     assert not (root / "standards/universal/architecture/race-conditions.md").exists()
     assert (root / "standards/universal/concurrency/race-conditions.md").exists()
     # the server tree is exactly the source's: the stale module is gone
@@ -82,13 +95,25 @@ def test_happy_path_upgrades_and_keeps_user_work(project: Path, source: SampleSo
     rep = json.loads((root / ".upgrade-reports" / f"{s['session_id']}.json").read_text())
     assert rep["source_commit_after"] == source.v2 and rep["source_commit_before"] == source.v1
     assert rep["backup_id"] and [p["status"] for p in rep["phases"]] == ["ok"] * 6
-    assert rep["conflicts"][0]["path"] == EDITED_CONFLICT
+    assert {c["path"]: c["resolution"] for c in rep["conflicts"]} == {
+        EDITED_CONFLICT: "merge-conflict", EDITED_MERGE: "merged"}
     assert "pos_browser" in rep["validation"]["new_tools"]
     md = (root / ".upgrade-reports" / f"{s['session_id']}.md").read_text()
-    assert EDITED_CONFLICT in md and "diff -u" in md
+    assert f"{EDITED_CONFLICT}.praxis-merge" in md and "Needs your attention" in md
     assert not (root / ".upgrade-lock.owner.json").exists()
-    assert ".praxis-os" in (root / ".backups" / ".gitignore").read_text() or \
-        (root / ".backups" / ".gitignore").read_text().strip().endswith("*")
+    assert (root / ".backups" / ".gitignore").read_text().strip().endswith("*")
+
+
+def test_keep_policy_writes_new_versions_beside(project: Path, source: SampleSource) -> None:
+    root = project / P
+    before = {rel: (root / rel).read_bytes() for rel in (EDITED_CONFLICT, EDITED_MERGE)}
+    r = upgrade(source, project, "--on-conflict", "keep")
+    assert r.code == 0, r.text
+    for rel, data in before.items():
+        assert (root / rel).read_bytes() == data
+        assert (root / (rel + ".praxis-new")).exists()
+        assert not (root / (rel + ".praxis-merge")).exists()
+        assert f"diff -u .praxis-os/{rel} .praxis-os/{rel}.praxis-new" in r.out
 
 
 def test_second_upgrade_to_same_commit_changes_nothing(project: Path, source: SampleSource) -> None:
@@ -107,14 +132,15 @@ def test_dry_run_writes_nothing(project: Path, source: SampleSource) -> None:
     r = upgrade(source, project, "--dry-run")
     assert r.code == 0, r.text
     assert "Dry run (nothing written)" in r.out
-    assert EDITED_CONFLICT in r.out and "praxis-new" in r.out
+    assert EDITED_CONFLICT in r.out and "merge conflicts" in r.out and "merges cleanly" in r.out
     assert "mcp_server/" in r.out and "replaced exactly" in r.out
     assert tree_digest(project, exclude=(), mtimes=True) == before
 
 
 def test_dry_run_plan_is_what_the_real_run_does(project: Path, source: SampleSource) -> None:
     dry = upgrade(source, project, "--dry-run")
-    plan_lines = {ln.strip() for ln in dry.out.splitlines() if ln.strip().startswith(("+ ", "~ ", "- "))}
+    plan_lines = {ln.strip().replace("* ", "+ ", 1) for ln in dry.out.splitlines()
+                  if ln.strip().startswith(("+ ", "~ ", "- ", "* "))}
     assert upgrade(source, project).code == 0
     (s,) = sessions(project)
     arts = s["phase_artifacts"]["2"]

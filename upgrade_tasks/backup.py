@@ -55,7 +55,15 @@ class Backup:
         return list(self.manifest.get("trees", []))
 
     def file(self, rel: str) -> Path:
-        return self.path / "files" / rel
+        return backup_file(self.path, rel)
+
+
+def backup_file(backup_dir: Path, rel: str) -> Path:
+    """Where a path's copy lives in a backup (project files such as ``../.gitignore``
+    go under ``files/__project__/``, never outside the backup)."""
+    if rel.startswith("../"):
+        return backup_dir / "files" / "__project__" / rel[3:]
+    return backup_dir / "files" / rel
 
 
 def new_backup_id() -> str:
@@ -137,7 +145,7 @@ def create_backup(install: Install, plan: Plan, session: Session, backup_id: str
     files, trees = paths_to_back_up(install, plan)
     entries: dict[str, dict[str, Any]] = {}
     for rel in files:
-        entries[rel] = _entry_for(install.path(rel), partial / "files" / rel)
+        entries[rel] = _entry_for(install.path(rel), backup_file(partial, rel))
         faults.point("backup:file")
     for t in trees:
         top = install.path(t)
@@ -146,7 +154,7 @@ def create_backup(install: Install, plan: Plan, session: Session, backup_id: str
             for name in sorted(names) + [d for d in dirs if os.path.islink(os.path.join(root, d))]:
                 full = Path(root) / name
                 rel = full.relative_to(install.root).as_posix()
-                entries[rel] = _entry_for(full, partial / "files" / rel)
+                entries[rel] = _entry_for(full, backup_file(partial, rel))
                 faults.point("backup:file")
     for d in sorted({p.parent for p in (partial / "files").rglob("*")} | {partial / "files"}):
         if d.is_dir():
@@ -226,8 +234,8 @@ def prune_backups(install: Install, keep: int, current: str | None) -> list[str]
             referenced.add(s.backup_id)
     pruned = []
     for bid in ids[: max(0, len(ids) - keep)]:
-        if bid in referenced:
-            continue
+        if bid in referenced or (install.backups_dir / bid / "kept").exists():
+            continue  # in use, or holds edits a rollback saved aside
         path = install.backups_dir / bid
         trash = install.backups_dir / f".{bid}.pruning-{int(time.time())}"
         os.replace(path, trash)

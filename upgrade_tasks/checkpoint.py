@@ -28,6 +28,7 @@ RUNNING = "running"
 COMPLETED = "completed"
 ROLLED_BACK = "rolled_back"
 ROLLBACK_FAILED = "rollback_failed"
+ROLLING_BACK = "rolling_back"
 ABORTED = "aborted"
 FINISHED = (COMPLETED, ROLLED_BACK, ABORTED)
 
@@ -174,5 +175,6 @@ def list_sessions(state_dir: Path) -> list[Session]:
 
 
 def unfinished_session(state_dir: Path) -> Session | None:
-    running = [s for s in list_sessions(state_dir) if s.status in (RUNNING, ROLLBACK_FAILED)]
+    running = [s for s in list_sessions(state_dir)
+               if s.status in (RUNNING, ROLLING_BACK, ROLLBACK_FAILED)]
     return running[-1] if running else None

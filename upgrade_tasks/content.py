@@ -1,31 +1,46 @@
-"""Phase 2 (content): apply the plan's file actions to standards, workflows and scripts.
+"""Phase 2 (content): apply the plan's file actions to standards, workflows, scripts, the
+offered ``config.json.praxis-new`` and the project's ``.gitignore`` block.
 
 Every action is idempotent and checks what is on disk before acting, so a run
 killed half-way resumes by simply running the phase again:
 
 * ``add``/``update`` write the new content only if the file still holds what
   the plan saw (or is already new); anything else is a change made under our
-  feet, which is kept and treated as a conflict.
+  feet, which is kept, with the new version written beside it.
 * ``remove`` unlinks only a file that still equals what we installed.
-* ``conflict`` keeps the user's file and writes ``NAME.praxis-new`` beside it
-  (``--on-conflict keep``) or takes the upstream version (``theirs``; the
-  user's file is in the backup).
+* ``conflict`` follows the plan's resolution: ``merged`` writes the clean
+  three-way merge; ``merge-conflict`` keeps the user's file and writes
+  ``NAME.praxis-merge`` (markers) and ``NAME.praxis-new``; ``keep`` writes
+  ``NAME.praxis-new``; ``theirs`` takes upstream's; ``mine`` does nothing.
 
-Writes are temp file + fsync + rename (never through an existing inode).
-``specs/``, ``workspace/``, ``standards/development/`` and ``config.json`` are
-never written: :func:`upgrade_tasks.layout.is_protected` is checked again here.
+Writes are temp file + fsync + rename (never through an existing inode), and
+never through a symlink. ``specs/``, ``workspace/``, ``standards/development/``
+and ``config.json`` are never written: :func:`upgrade_tasks.layout.is_protected`
+is checked again here.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from . import faults
 from .errors import PhaseError
 from .fsutil import atomic_write_bytes, durable_unlink, file_sha_or_none, remove_empty_parents
-from .layout import Install, is_protected
-from .plan import NEW_SUFFIX, WRITES, FileAction, Plan
+from .layout import PRAXIS_DIR, Install, is_protected
+from .plan import (
+    GITIGNORE_PATTERNS,
+    MERGE_SUFFIX,
+    NEW_SUFFIX,
+    WRITES,
+    FileAction,
+    Plan,
+    SymlinkInPath,
+    check_no_symlink,
+    git_check_ignore,
+    gitignore_block,
+    merged_content,
+)
 from .source import Source
 
 WRITES_ACTIONS = WRITES
@@ -38,12 +53,14 @@ class ContentResult:
     removed: list[str] = field(default_factory=list)
     conflicts: list[dict[str, str]] = field(default_factory=list)
     kept: list[str] = field(default_factory=list)
+    not_ignored: list[str] = field(default_factory=list)
     already_done: int = 0
 
     def summary(self) -> str:
+        merged = sum(1 for c in self.conflicts if c["resolution"] == "merged")
         return (
             f"{len(self.added)} added, {len(self.updated)} updated, {len(self.removed)} removed, "
-            f"{len(self.conflicts)} conflicts, {len(self.kept)} kept"
+            f"{len(self.conflicts)} conflicts ({merged} merged cleanly), {len(self.kept)} kept"
         )
 
 
@@ -54,12 +71,51 @@ def _write(install: Install, rel: str, data: bytes, mode: int) -> None:
             "specs/, workspace/, standards/development/ and config.json are never written",
             "report this as a bug; nothing else was changed by this step",
         )
+    try:
+        check_no_symlink(install, rel)
+    except SymlinkInPath as exc:
+        raise PhaseError(f"refusing to write through the symlink {exc.path}",
+                         "it appeared after the plan was made",
+                         "remove the link; the upgrade was rolled back") from None
     atomic_write_bytes(install.path(rel), data, mode=mode)
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _keep_beside(install: Install, source: Source, a: FileAction, res: ContentResult,
+                 note: str) -> None:
+    side = a.target + NEW_SUFFIX
+    if file_sha_or_none(install.path(side)) != a.new_sha:
+        _write(install, side, source.files[a.target].read(), a.mode)
+    res.conflicts.append({"path": a.target, "resolution": "keep", "new_version": side,
+                          "note": note,
+                          "compare": f"diff -u {PRAXIS_DIR}/{a.target} {PRAXIS_DIR}/{side}"})
 
 
 def apply_action(install: Install, source: Source, a: FileAction, res: ContentResult) -> None:
     path = install.path(a.target)
     cur = file_sha_or_none(path)
+    if a.area == "gitignore":
+        try:
+            now = path.read_bytes().decode("utf-8", "replace")
+        except FileNotFoundError:
+            now = ""
+        want = gitignore_block(now).encode()
+        if cur != _sha(want):
+            atomic_write_bytes(path, want, mode=0o644)
+        (res.added if a.action == "add" else res.updated).append(a.target)
+        res.not_ignored = git_check_ignore(
+            install.project, [p.replace("**/", "mcp_server/").rstrip("/") + ("/x" if p.endswith("/")
+                                                                               else "")
+                              for p in GITIGNORE_PATTERNS])
+        return
+    if a.action == "flag":
+        if cur is None:
+            _write(install, a.target, b"", 0o644)
+        res.added.append(a.target)
+        return
     if a.action in ("add", "update"):
         if cur == a.new_sha:
             res.already_done += 1
@@ -67,8 +123,7 @@ def apply_action(install: Install, source: Source, a: FileAction, res: ContentRe
             return
         if cur != a.old_sha:
             # changed since the plan was made: keep it, write the new version beside it
-            a = FileAction(a.target, "conflict", a.area, cur, a.new_sha, a.base_sha, "keep", a.mode)
-            apply_action(install, source, a, res)
+            _keep_beside(install, source, a, res, "changed while the upgrade ran")
             return
         _write(install, a.target, source.files[a.target].read(), a.mode)
         (res.added if a.action == "add" else res.updated).append(a.target)
@@ -84,19 +139,45 @@ def apply_action(install: Install, source: Source, a: FileAction, res: ContentRe
         remove_empty_parents(path, install.root)
         res.removed.append(a.target)
     elif a.action == "conflict":
-        if a.resolution == "theirs":
+        r = a.resolution
+        if r == "theirs":
             if cur != a.new_sha:
                 _write(install, a.target, source.files[a.target].read(), a.mode)
             res.conflicts.append({"path": a.target, "resolution": "theirs",
                                   "note": "upstream version installed; yours is in the backup"})
+        elif r == "merged":
+            if cur != a.merged_sha:
+                if cur != a.old_sha:
+                    _keep_beside(install, source, a, res, "changed while the upgrade ran")
+                    return
+                data = merged_content(a, install, source, source.root)
+                if _sha(data) != a.merged_sha:
+                    raise PhaseError(f"the merge of {a.target} differs from the planned one",
+                                     "the inputs changed", "rerun `invoke upgrade`")
+                _write(install, a.target, data, a.mode)
+            res.conflicts.append({"path": a.target, "resolution": "merged",
+                                  "note": "your changes and upstream's merged cleanly"})
+        elif r == "merge-conflict":
+            side_m = a.target + MERGE_SUFFIX
+            if file_sha_or_none(install.path(side_m)) != a.merged_sha:
+                if cur != a.old_sha:
+                    _keep_beside(install, source, a, res, "changed while the upgrade ran")
+                    return
+                data = merged_content(a, install, source, source.root)
+                _write(install, side_m, data, a.mode)
+            side_n = a.target + NEW_SUFFIX
+            if file_sha_or_none(install.path(side_n)) != a.new_sha:
+                _write(install, side_n, source.files[a.target].read(), a.mode)
+            res.conflicts.append({
+                "path": a.target, "resolution": "merge-conflict", "merge": side_m,
+                "new_version": side_n,
+                "compare": f"resolve the markers in {PRAXIS_DIR}/{side_m}, then "
+                           f"mv {PRAXIS_DIR}/{side_m} {PRAXIS_DIR}/{a.target}"})
+        elif r == "mine":
+            res.conflicts.append({"path": a.target, "resolution": "mine",
+                                  "note": "kept as is (your decision); upstream's not written"})
         else:
-            side = a.target + NEW_SUFFIX
-            if file_sha_or_none(install.path(side)) != a.new_sha:
-                _write(install, side, source.files[a.target].read(), a.mode)
-            res.conflicts.append({"path": a.target, "resolution": "keep",
-                                  "new_version": side,
-                                  "compare": f"diff -u {Path('.praxis-os') / a.target} "
-                                             f"{Path('.praxis-os') / side}"})
+            _keep_beside(install, source, a, res, a.note)
     elif a.action in ("orphan", "user-deleted", "user-changed"):
         res.kept.append(a.target)
 
@@ -115,13 +196,15 @@ def verify_content(install: Install, plan: Plan) -> list[str]:
     """Paths whose content is not what the content phase leaves (empty = all good)."""
     bad = []
     for a in plan.actions:
+        if a.area == "gitignore":
+            continue  # recomputed from the file at apply time
         for rel, sha in a.expected_after().items():
             cur = file_sha_or_none(install.path(rel))
             if cur == sha:
                 continue
-            if a.action in ("add", "update") and file_sha_or_none(
-                install.path(rel + NEW_SUFFIX)
-            ) == sha:
+            if a.action in ("add", "update", "conflict") and file_sha_or_none(
+                install.path(a.target + NEW_SUFFIX)
+            ) == a.new_sha:
                 continue  # met a concurrent change: kept, new version written beside it
             if a.action == "remove" and cur is not None and cur != a.old_sha:
                 continue  # changed under our feet: kept

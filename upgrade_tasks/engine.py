@@ -24,10 +24,12 @@ from . import content as content_mod
 from . import faults, report
 from . import server as server_mod
 from .checkpoint import (
+    ABORTED,
     COMPLETED,
     PHASES,
     ROLLBACK_FAILED,
     ROLLED_BACK,
+    ROLLING_BACK,
     RUNNING,
     Session,
     list_sessions,
@@ -35,6 +37,8 @@ from .checkpoint import (
     unfinished_session,
 )
 from .errors import (
+    BackupError,
+    CleanupError,
     Interrupted,
     PhaseError,
     PreflightError,
@@ -46,7 +50,7 @@ from .layout import Install
 from .lock import UpgradeLock, describe_owner, probe_lock
 from .mcp_client import probe_stdio
 from .options import Options
-from .plan import Plan, render_plan
+from .plan import NEW_SUFFIX, Plan, attention_items, render_plan
 from .preflight import PreflightResult, check_target, run_preflight
 from .rollback import RestoreResult, restore_backup
 from .server_process import find_running_servers, stop_server
@@ -130,6 +134,16 @@ def _lock(run: Run, session_id: str) -> None:
 def resume(run: Run, s: Session) -> None:
     """Attach this process to an unfinished session (lock, source, plan), re-checking it."""
     inst = run.install
+    if s.status == ROLLING_BACK:
+        _lock(run, s.id)
+        say(f"session {s.id} failed and its rollback was interrupted; finishing the rollback")
+        res = rollback_session(run, Session.load(s.path),
+                               reason=str(s.data["metadata"].get("error", "interrupted")))
+        raise PhaseError(
+            "the previous upgrade failed; its interrupted rollback has now been completed",
+            str(s.data["metadata"].get("error", "")),
+            f"the install is as before ({res.summary()}); rerun `invoke upgrade` to try again",
+        )
     if s.status == ROLLBACK_FAILED:
         raise RollbackError(
             f"a previous rollback of session {s.id} failed",
@@ -155,7 +169,7 @@ def resume(run: Run, s: Session) -> None:
             "another process completed or rolled it back",
             "run `invoke status` and start again if needed",
         )
-    src = open_source(str(spec))
+    src = open_source(str(spec), commit=str(arts0.get("source_commit") or "") or None)
     if src.commit != arts0.get("source_commit"):
         raise PreflightError(
             f"the source moved since session {s.id} started",
@@ -178,10 +192,20 @@ def recheck_last(run: Run) -> None:
         return
     last = max(s.completed)
     inst = run.install
-    if last == 1 or (last in (0,) and s.backup_id):
+    if last <= 1:
         if s.backup_id and (inst.backups_dir / s.backup_id).exists():
-            backup_mod.verify_backup(backup_mod.load_backup(inst, s.backup_id))
-            say(f"  rechecked backup {s.backup_id}: intact")
+            try:
+                backup_mod.verify_backup(backup_mod.load_backup(inst, s.backup_id))
+                say(f"  rechecked backup {s.backup_id}: intact")
+            except BackupError as exc:
+                # nothing has been changed yet: make the backup again
+                say(f"  recheck: backup {s.backup_id} is damaged ({exc.why}); making it again")
+                import shutil
+
+                shutil.rmtree(inst.backups_dir / s.backup_id, ignore_errors=True)
+                s.artifacts(1).pop("backup_id", None)
+                s.data["completed_phases"] = [p for p in s.completed if p != 1]
+                s.save()
     elif last == 2:
         bad = content_mod.verify_content(inst, plan)
         if bad:
@@ -212,13 +236,15 @@ def start(run: Run) -> None:
     t0 = time.monotonic()
     say(f"[0/{LAST}] {PHASES[0]} ...")
     o = run.opts
-    pre = run_preflight(inst, o.source, o.on_conflict, o.deps, o.no_restart)
+    tty = not o.yes and sys.stdin is not None and sys.stdin.isatty()
+    pre = run_preflight(inst, o.source, o.on_conflict, o.deps, o.no_restart, o.allow_downgrade,
+                        interactive=tty)
     if is_noop(pre.plan):
         run.noop = True
         say(f"[0/{LAST}] {PHASES[0]} ok ({time.monotonic() - t0:.2f}s): already up to date at "
             f"{pre.source.short}; nothing to do")
         return
-    if not o.yes and sys.stdin is not None and sys.stdin.isatty():
+    if tty:
         say(render_plan(pre.plan, inst))
         answer = input("Proceed with the upgrade? [y/N] ").strip().lower()
         if answer not in ("y", "yes"):
@@ -232,7 +258,6 @@ def start(run: Run) -> None:
             "a concurrent run started and stopped before us",
             "run `invoke status`, then `invoke upgrade` again",
         )
-    pre = run_preflight(inst, o.source, o.on_conflict, o.deps, o.no_restart)
     s.artifacts(0).update(pre.artifacts())
     s.data["plan"] = pre.plan.to_json()
     run.session, run.source, run.plan = s, pre.source, pre.plan
@@ -280,9 +305,13 @@ def phase_backup(run: Run) -> str:
 
 def phase_content(run: Run) -> str:
     s, src, plan = run.need()
+    # stop the old server (and its index watcher) before touching content it reads
+    server_mod.stop_step(run.install, plan, s, run.opts.no_restart)
     res = content_mod.run_content(run.install, src, plan)
     s.artifacts(2).update({"added": res.added, "updated": res.updated, "removed": res.removed,
-                           "conflicts": res.conflicts, "kept": res.kept})
+                           "conflicts": res.conflicts, "kept": res.kept,
+                           "attention": attention_items(plan), "decisions": plan.decisions,
+                           "gitignore_not_ignored": res.not_ignored})
     bad = content_mod.verify_content(run.install, plan)
     if bad:
         raise PhaseError(
@@ -308,31 +337,25 @@ def phase_validate(run: Run) -> str:
 
 
 def phase_cleanup(run: Run) -> str:
+    """Version record, log line, pruning; each idempotent. The session is marked completed
+    only after they are written (by :func:`run_phase`), so a crash here resumes here."""
     s, src, plan = run.need()
     inst = run.install
-    s.set_status(COMPLETED, finished_at=now_iso())
-    warnings: list[str] = []
     prev = plan.installed_commit
-    try:
-        report.write_version_record(inst, src.commit, prev, str(src.root), s.id)
-    except OSError as exc:
-        warnings.append(f"version record not written: {exc}")
+    report.write_version_record(inst, src.commit, prev, str(src.root), s.id)
     c = s.artifacts(2)
     line = (f"{now_iso()} | upgraded {(prev or 'unknown')[:10]} -> {src.short} | "
             f"added {len(c.get('added', []))}, updated {len(c.get('updated', []))}, "
             f"removed {len(c.get('removed', []))}, conflicts {len(c.get('conflicts', []))} | "
             f"backup {s.backup_id} | session {s.id}")
-    pruned: list[str] = []
-    try:
-        report.append_update_log(inst, line)
-        pruned = backup_mod.prune_backups(inst, run.opts.keep_backups, s.backup_id)
-    except OSError as exc:
-        warnings.append(f"cleanup incomplete: {exc}")
+    report.append_update_log_once(inst, line, s.id)
+    faults.point("cleanup:logged")
+    pruned = backup_mod.prune_backups(inst, run.opts.keep_backups, s.backup_id)
     s.artifacts(5).update({"lock_released": True, "old_backups_pruned": pruned,
-                           "warnings": warnings, "update_log_appended": True})
-    s.save()
-    return f"pruned {len(pruned)} old backup(s)" + (f"; warnings: {'; '.join(warnings)}"
-                                                    if warnings else "")
+                           "update_log_appended": True})
+    s.data["metadata"]["finished_at"] = now_iso()
+    _write_reports(run)
+    return f"pruned {len(pruned)} old backup(s)"
 
 
 PHASE_FUNCS: dict[int, Callable[[Run], str]] = {
@@ -353,6 +376,10 @@ def run_phase(opts: Options, phase: int) -> None:
             dry_run(run)
         return
     install_signal_handlers()
+    if run.noop:
+        if phase == LAST:
+            _RUNS.pop(run.opts.project, None)
+        return
     try:
         if run.session is None:
             start(run)
@@ -379,6 +406,8 @@ def run_phase(opts: Options, phase: int) -> None:
         s.data["current_phase"] = phase
         faults.point(f"phase-start:{PHASES[phase]}")
         summary = PHASE_FUNCS[phase](run)
+        if phase == LAST:
+            s.data["status"] = COMPLETED
         s.complete_phase(phase, time.monotonic() - t0, summary)
         say(f"[{phase}/{LAST}] {PHASES[phase]} ok ({time.monotonic() - t0:.2f}s): {summary}")
     except BaseException as exc:  # noqa: B036 - Ctrl-C must roll back too
@@ -425,8 +454,10 @@ def _on_failure(run: Run, phase: int, exc: BaseException, dt: float) -> None:
             "fix the cause (disk space? permissions?) and rerun `invoke upgrade`",
         ) from exc
     if phase == LAST:
-        raise PhaseError("cleanup failed after a successful upgrade", what,
-                         "rerun `invoke upgrade` to finish the cleanup") from exc
+        _release(run)
+        raise CleanupError("the upgrade was applied and validated, but its cleanup failed", what,
+                           "rerun `invoke upgrade` to finish the cleanup (reports, version record, "
+                           "pruning)") from exc
     # phases 2, 3, 4: automatic rollback
     say(f"rolling back automatically (phase {phase} failed) ...")
     try:
@@ -474,9 +505,10 @@ def _finish(run: Run) -> None:
     arts3 = s.artifacts(3)
     say("")
     say(f"upgrade complete: {run.install.root} is at {run.need()[1].short}")
-    for c in s.artifacts(2).get("conflicts", []):
-        if c.get("resolution") == "keep":
-            say(f"  needs your attention: {c['path']} -> compare: {c['compare']}")
+    for item in s.artifacts(2).get("attention", []):
+        say(f"  needs your attention: {item}")
+    for pat in s.artifacts(2).get("gitignore_not_ignored", []):
+        say(f"  warning: git does not ignore {pat} (a rule in .gitignore overrides ours)")
     for st in arts3.get("stopped", []):
         say(f"  stopped the running MCP server pid {st['pid']} ({st['transport']}): "
             "reload it in your IDE (Cursor: Settings > MCP > toggle praxis-os) to use the new code")
@@ -500,6 +532,8 @@ def _allowed_after(s: Session | None) -> dict[str, str]:
         for rel, sha in a.expected_after().items():
             if sha:
                 out[rel] = sha
+        if a.new_sha and a.action in ("add", "update", "conflict"):
+            out[a.target + NEW_SUFFIX] = a.new_sha  # written instead when it met a change
     for rel, sha in s.artifacts(3).get("server_tree", {}).items():
         out[rel] = sha
     return out
@@ -516,6 +550,8 @@ def rollback_session(run: Run, s: Session, reason: str) -> RestoreResult:
             _write_reports(run)
             _release(run)
             return RestoreResult()
+        if s.status != ROLLING_BACK:
+            s.set_status(ROLLING_BACK, error=reason)
         try:
             b = backup_mod.load_backup(inst, s.backup_id)
             if not run.opts.no_restart:
@@ -532,6 +568,9 @@ def rollback_session(run: Run, s: Session, reason: str) -> RestoreResult:
             raise err from exc
         check = _revalidate(inst, run.opts)
         summary = f"{res.summary()} in {time.monotonic() - t0:.2f}s; restored server: {check}"
+        if str(s.artifacts(3).get("deps", "")).startswith("installed"):
+            summary += ("; note: packages this upgrade installed into the venv were not "
+                        "uninstalled (requirements.txt is restored)")
         s.set_status(ROLLED_BACK, error=reason, finished_at=now_iso(), rollback=summary)
         report.append_update_log(
             inst, f"{now_iso()} | rolled back session {s.id} | {reason} | backup {s.backup_id}")
@@ -581,7 +620,24 @@ def manual_rollback(opts: Options) -> str:
             lock.release()
         return (f"session {un.id} was interrupted before it changed anything; marked aborted. "
                 "Nothing to restore.")
-    target = opts.backup or (un.backup_id if un is not None and un.backup_id else ids[-1])
+    sessions_by_backup: dict[str, Session] = {}
+    for known in list_sessions(inst.state_dir):
+        if known.backup_id:
+            sessions_by_backup[known.backup_id] = known
+    if opts.backup:
+        target = opts.backup
+    elif un is not None and un.backup_id:
+        target = un.backup_id
+    else:
+        live = [bid for bid in ids if bid not in sessions_by_backup
+                or sessions_by_backup[bid].status not in (ROLLED_BACK, ABORTED)]
+        if not live:
+            raise UsageError(
+                "nothing to roll back",
+                "every upgrade with a backup here was already rolled back",
+                "pass --backup ID to restore a specific backup again (see `invoke status`)",
+            )
+        target = live[-1]
     if target not in ids:
         raise UsageError(
             f"backup {target} not found",
@@ -598,8 +654,8 @@ def manual_rollback(opts: Options) -> str:
         if bid < target:
             break
         b = backup_mod.load_backup(inst, bid)
-        sess = sessions.get(str(b.manifest.get("session_id")))
-        if bid != target and sess is not None and sess.status == ROLLED_BACK:
+        sess: Session | None = sessions.get(str(b.manifest.get("session_id")))
+        if bid != target and sess is not None and sess.status in (ROLLED_BACK, ABORTED):
             continue
         chain.append((bid, sess))
     done = []
@@ -648,8 +704,9 @@ def dry_run(run: Run) -> None:
             f"({PHASES[nxt]}); its plan:")
         say(render_plan(Plan.from_json(unfinished.data["plan"]), inst, header="Plan"))
         return
-    pre: PreflightResult = run_preflight(inst, run.opts.source, run.opts.on_conflict,
-                                         run.opts.deps, run.opts.no_restart)
+    o = run.opts
+    pre: PreflightResult = run_preflight(inst, o.source, o.on_conflict if o.on_conflict != "ask"
+                                         else "keep", o.deps, o.no_restart, o.allow_downgrade)
     say(render_plan(pre.plan, inst, header="Dry run (nothing written)"))
     if probe_lock(inst.lock_file):
         say(f"  lock: another upgrade is running ({describe_owner(inst.lock_owner_file)})")

@@ -14,6 +14,7 @@ EXIT_LOCKED = 4
 EXIT_CONFLICT_ABORT = 5
 EXIT_ROLLED_BACK = 6
 EXIT_ROLLBACK_FAILED = 7
+EXIT_CLEANUP_FAILED = 8
 EXIT_INTERRUPTED = 130
 
 
@@ -79,6 +80,13 @@ class PhaseError(UpgradeError):
 
     exit_code = EXIT_ROLLED_BACK
     ref = "phase-failed"
+
+
+class CleanupError(UpgradeError):
+    """The upgrade was applied and validated, but cleanup failed (exit 8)."""
+
+    exit_code = EXIT_CLEANUP_FAILED
+    ref = "cleanup-failed"
 
 
 class ProbeError(PhaseError):

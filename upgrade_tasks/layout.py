@@ -16,6 +16,12 @@ CONTENT_MAP: tuple[tuple[str, str], ...] = (
     ("scripts/", "scripts/"),
 )
 SERVER_MAP: tuple[str, str] = ("mcp_server/", "mcp_server/")
+#: Upstream's default config, when the source ships one. ``config.json`` itself is the
+#: user's and never written: a changed default is offered beside it.
+CONFIG_DEFAULTS_SRC = "universal/config.json"
+CONFIG_NEW = "config.json.praxis-new"
+#: The project's ``.gitignore``, addressed relative to ``.praxis-os``.
+GITIGNORE = "../.gitignore"
 
 #: Path parts never copied from the source server tree (editor junk, caches).
 SERVER_EXCLUDE_PARTS = frozenset({".cursor", ".agent-os", ".praxis-os", "__pycache__"})
@@ -36,6 +42,8 @@ def map_source_path(src: str) -> tuple[str, str] | None:
 
     ``area`` is ``"content"`` or ``"server"``.
     """
+    if src == CONFIG_DEFAULTS_SRC:
+        return "config", CONFIG_NEW
     for s_prefix, t_prefix in CONTENT_MAP:
         if src.startswith(s_prefix):
             return "content", t_prefix + src[len(s_prefix) :]
@@ -49,6 +57,10 @@ def map_source_path(src: str) -> tuple[str, str] | None:
 
 
 def area_of_target(target: str) -> str:
+    if target == CONFIG_NEW:
+        return "config"
+    if target == GITIGNORE:
+        return "gitignore"
     for _s, t_prefix in CONTENT_MAP:
         if target.startswith(t_prefix):
             return t_prefix.rstrip("/")
@@ -58,7 +70,11 @@ def area_of_target(target: str) -> str:
 
 
 def is_protected(target: str) -> bool:
-    return any(target == p.rstrip("/") or target.startswith(p) for p in PROTECTED_PREFIXES)
+    """User-owned paths: directories (trailing ``/``) by prefix, files exactly."""
+    return any(
+        target.startswith(p) or target == p.rstrip("/") if p.endswith("/") else target == p
+        for p in PROTECTED_PREFIXES
+    )
 
 
 @dataclass(frozen=True)

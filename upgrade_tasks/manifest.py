@@ -3,7 +3,7 @@
 Stored at ``.praxis-os/.installed-manifest.json``::
 
     {"schema_version": 1, "source_commit": "<sha>", "installed_at": "<iso>",
-     "files": {"standards/universal/x.md": {"sha256": "...", "size": 12}, ...}}
+     "files": {"standards/universal/x.md": {"sha256": "...", "size": 12, "blob": "<git id>"}}}
 
 A file whose content equals its manifest entry was installed by us and never
 changed by the user; anything not listed is the user's.
@@ -27,6 +27,7 @@ class InstalledManifest:
     installed_at: str
     files: dict[str, str] = field(default_factory=dict)  # target -> sha256
     sizes: dict[str, int] = field(default_factory=dict)
+    blobs: dict[str, str] = field(default_factory=dict)  # target -> git blob id (merge base)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -34,7 +35,8 @@ class InstalledManifest:
             "source_commit": self.source_commit,
             "installed_at": self.installed_at,
             "files": {
-                k: {"sha256": v, "size": self.sizes.get(k, 0)} for k, v in sorted(self.files.items())
+                k: {"sha256": v, "size": self.sizes.get(k, 0), "blob": self.blobs.get(k)}
+                for k, v in sorted(self.files.items())
             },
         }
 
@@ -59,8 +61,10 @@ def read_installed_manifest(path: Path) -> tuple[InstalledManifest | None, str]:
             return None, "installed manifest is from a newer upgrader; treating install as legacy"
         files = {str(k): str(v["sha256"]) for k, v in raw["files"].items()}
         sizes = {str(k): int(v.get("size", 0)) for k, v in raw["files"].items()}
+        blobs = {str(k): str(v["blob"]) for k, v in raw["files"].items() if v.get("blob")}
         return (
-            InstalledManifest(str(raw["source_commit"]), str(raw.get("installed_at", "")), files, sizes),
+            InstalledManifest(str(raw["source_commit"]), str(raw.get("installed_at", "")), files,
+                              sizes, blobs),
             f"installed manifest: commit {str(raw['source_commit'])[:10]}, {len(files)} files",
         )
     except (KeyError, TypeError, AttributeError, ValueError) as exc:

@@ -16,7 +16,7 @@ from typing import Any
 
 from .errors import UsageError
 
-ON_CONFLICT = ("keep", "theirs", "abort")
+ON_CONFLICT = ("merge", "keep", "theirs", "abort", "ask")
 DEPS = ("auto", "skip", "force")
 
 #: The ``upgrade`` section of the config tree, with every key present so that
@@ -26,7 +26,8 @@ CONFIG_DEFAULTS: dict[str, Any] = {
     "project": "",
     "dry_run": False,
     "yes": False,
-    "on_conflict": "keep",
+    "on_conflict": "merge",
+    "allow_downgrade": False,
     "deps": "auto",
     "no_restart": False,
     "debug": False,
@@ -43,9 +44,11 @@ FLAG_HELP: dict[str, str] = {
     "project": "Project directory holding .praxis-os/ (default: the current directory).",
     "dry_run": "Print the plan and exit; writes nothing at all.",
     "yes": "Never prompt.",
-    "on_conflict": "File changed by you and upstream: keep (default; new version written "
-    "beside it as NAME.praxis-new), theirs (take upstream; yours is in the backup), "
-    "abort (stop before any change, exit 5).",
+    "on_conflict": "File changed by you and upstream: merge (default: three-way merge; a "
+    "conflicting one keeps yours and writes NAME.praxis-merge + NAME.praxis-new), keep (yours "
+    "stays, NAME.praxis-new beside it), theirs (take upstream; yours is in the backup), abort "
+    "(stop before any change, exit 5), ask (decide per file on a terminal).",
+    "allow_downgrade": "Allow a source older than the installed commit.",
     "deps": "Dependencies: auto (install only if requirements changed), skip, force.",
     "no_restart": "Do not stop or restart the running MCP server.",
     "debug": "Show tracebacks for errors.",
@@ -62,6 +65,7 @@ class Options:
     deps: str
     no_restart: bool
     debug: bool
+    allow_downgrade: bool
     backup: str
     keep_backups: int
     probe_timeout: float
@@ -81,7 +85,7 @@ class Options:
             raise UsageError(
                 f"--on-conflict {on_conflict!r} is not a valid choice",
                 f"valid choices are {', '.join(ON_CONFLICT)}",
-                "pass one of them, e.g. --on-conflict keep",
+                "pass one of them, e.g. --on-conflict merge",
             )
         deps = str(get("deps"))
         if deps not in DEPS:
@@ -117,6 +121,7 @@ class Options:
             deps=deps,
             no_restart=bool(get("no_restart")),
             debug=bool(get("debug")),
+            allow_downgrade=bool(get("allow_downgrade")),
             backup=str(get("backup") or ""),
             keep_backups=keep,
             probe_timeout=timeout,
@@ -131,4 +136,5 @@ class Options:
             "on_conflict": self.on_conflict,
             "deps": self.deps,
             "no_restart": self.no_restart,
+            "allow_downgrade": self.allow_downgrade,
         }

@@ -1,35 +1,50 @@
 """Phase 0 (pre-flight): every check, read-only. A refusal changes nothing.
 
 Source: a prAxIs OS git checkout (``universal/`` and ``mcp_server/``), clean,
-its commit recorded. Target: ``<project>/.praxis-os`` with a modern layout
-(no ``usage/`` or ``config.json`` required), no symlinked system area. Free
-space for the backup and the staging, on the filesystem that holds
-``.praxis-os``. The lock is checked last, by the engine, by taking it.
+its commit recorded, not older than the installed commit (unless
+``--allow-downgrade``). Target: ``<project>/.praxis-os`` with a modern layout
+(no ``usage/`` or ``config.json`` required), no symlink on any path the
+upgrade writes. Free space for the backup and the staging, on the filesystem
+that holds ``.praxis-os``. The plan is made here; the lock is taken by the
+engine once every check has passed.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from .errors import ConflictAbort, PreflightError, UsageError
+from .history import BlobReader, load_history
 from .layout import Install
-from .manifest import InstalledManifest, read_installed_manifest
-from .plan import Plan, plan_upgrade
+from .manifest import read_installed_manifest
+from .mcp_client import scan_registered_tools
+from .plan import (
+    MERGE_SUFFIX,
+    NEW_SUFFIX,
+    Base,
+    Plan,
+    SymlinkInPath,
+    _merge_action,
+    load_base,
+    plan_upgrade,
+    unified_diff,
+)
 from .server_process import find_running_servers
 from .source import Source, open_source
 
 SYMLINK_CHECK = ("", "mcp_server", "standards", "workflows", "scripts", "standards/universal",
-                 ".cache", ".cache/state")
+                 ".cache", ".cache/state", ".backups")
 
 
 @dataclass
 class PreflightResult:
     source: Source
-    manifest: InstalledManifest | None
-    manifest_note: str
+    base: Base
     plan: Plan
     space_needed: int
     space_free: int
@@ -41,8 +56,10 @@ class PreflightResult:
             "source_commit": self.source.commit,
             "source_branch": self.source.branch,
             "source_git_clean": True,
-            "installed_commit": self.manifest.source_commit if self.manifest else None,
-            "manifest_note": self.manifest_note,
+            "installed_commit": self.base.commit,
+            "base_origin": self.base.origin,
+            "base_share": self.base.share,
+            "base_note": self.base.note,
             "target_exists": True,
             "target_structure_valid": True,
             "disk_space_required": self.space_needed,
@@ -56,7 +73,7 @@ class PreflightResult:
         parts = [f"{c[k]} {k}" for k in ("add", "update", "remove", "conflict", "orphan") if c.get(k)]
         srv = "server changes" if self.plan.server.changed else "server unchanged"
         return (f"source {self.source.short} ({self.source.branch}), installed "
-                f"{(self.plan.installed_commit or 'unknown')[:10]}; "
+                f"{(self.plan.installed_commit or 'unknown')[:10]} ({self.base.origin}); "
                 f"{', '.join(parts) or 'no content changes'}; {srv}")
 
 
@@ -97,32 +114,116 @@ def check_target(install: Install) -> None:
         )
 
 
+def check_downgrade(source: Source, installed: str | None, allow: bool) -> str | None:
+    """Refuse a source older than the installed commit; returns a note, if any."""
+    if not installed or installed == source.commit:
+        return None
+    known = subprocess.run(["git", "-C", str(source.root), "cat-file", "-e", installed + "^{commit}"],
+                           capture_output=True).returncode == 0
+    if not known:
+        return (f"the installed commit {installed[:10]} is not in the source's history; "
+                "cannot tell whether this is an upgrade or a downgrade")
+    older = subprocess.run(["git", "-C", str(source.root), "merge-base", "--is-ancestor",
+                            source.commit, installed], capture_output=True).returncode == 0
+    if older and not allow:
+        raise PreflightError(
+            f"the source ({source.short}) is older than the installed commit ({installed[:10]})",
+            "this would be a downgrade",
+            "check out a newer commit in the source, or pass --allow-downgrade if you mean it",
+        )
+    return f"downgrade from {installed[:10]} to {source.short} (--allow-downgrade)" if older else None
+
+
+def ask_conflicts(plan: Plan, install: Install, source: Source, reader: BlobReader,
+                  prompt: Callable[[str], str] = input) -> None:
+    """``--on-conflict ask``: show a diff per conflict and take the user's decision."""
+    choices = "[k]eep mine / [t]ake new / [m]erge / [s]kip / [a]bort"
+    for a in plan.conflicts:
+        local = install.path(a.target).read_bytes()
+        new = source.files[a.target].abspath.read_bytes()
+        print(f"\nconflict: {a.target} (changed by you and upstream)")
+        print(unified_diff(local, new, a.target))
+        while True:
+            ans = prompt(f"{a.target}: {choices}? ").strip().lower()[:1]
+            if ans in ("k", "t", "m", "s", "a"):
+                break
+        if ans == "a":
+            plan.decisions.append({"path": a.target, "decision": "abort"})
+            raise ConflictAbort(f"aborted at {a.target}", "you chose abort",
+                                "nothing was changed; rerun when ready")
+        if ans == "k":
+            a.resolution = "mine"
+        elif ans == "t":
+            a.resolution = "theirs"
+        elif ans == "s":
+            a.resolution = "keep"
+        else:
+            _merge_action(a, install, source, reader, None)
+            if a.resolution == "merge-conflict":
+                print(f"  the merge has conflicts: yours is kept, {a.target}{MERGE_SUFFIX} gets the "
+                      f"markers and {a.target}{NEW_SUFFIX} upstream's version")
+        plan.decisions.append({"path": a.target, "decision": {"k": "keep mine", "t": "take new",
+                               "s": "skip", "m": "merge"}[ans], "resolution": a.resolution or ""})
+
+
 def run_preflight(install: Install, source_spec: str, on_conflict: str, deps: str,
-                  no_restart: bool) -> PreflightResult:
+                  no_restart: bool, allow_downgrade: bool = False,
+                  interactive: bool = False) -> PreflightResult:
     check_target(install)
     source = open_source(source_spec)
-    manifest, note = read_installed_manifest(install.installed_manifest)
-    running = None
-    if not no_restart:
-        servers = find_running_servers(install)
-        if servers:
-            running = (servers[0].pid, servers[0].transport)
-    plan = plan_upgrade(install, source, manifest, on_conflict, deps, running)
-    if manifest is None:
-        plan.notes.append(note)
-    if on_conflict == "abort" and plan.conflicts:
-        names = ", ".join(a.target for a in plan.conflicts[:10])
-        raise ConflictAbort(
-            f"{len(plan.conflicts)} file(s) changed by you were also changed upstream",
-            names + (" ..." if len(plan.conflicts) > 10 else ""),
-            "nothing was changed. Rerun with --on-conflict keep (keeps yours, writes "
-            "NAME.praxis-new) or --on-conflict theirs (takes upstream; yours stays in the backup)",
-        )
+    manifest, _note = read_installed_manifest(install.installed_manifest)
+    hist = load_history(source.root, source.commit)
+    reader = BlobReader(source.root)
+    try:
+        base = load_base(install, manifest, hist, reader)
+        downgrade = check_downgrade(source, base.commit, allow_downgrade)
+        running = None
+        if not no_restart:
+            servers = find_running_servers(install)
+            if servers:
+                running = (servers[0].pid, servers[0].transport)
+        try:
+            tools = scan_registered_tools(source.root / "mcp_server")
+        except Exception:
+            tools = set()
+        try:
+            plan = plan_upgrade(install, source, base, on_conflict, deps, running, reader, hist,
+                                tools)
+        except SymlinkInPath as exc:
+            raise PreflightError(
+                f"{exc.path} is a symlink inside the install",
+                "the upgrade would write through it (often into a source checkout)",
+                "replace it with a real copy (cp -rL) or remove it, then rerun",
+            ) from None
+        if downgrade:
+            plan.notes.append(downgrade)
+        if plan.conflicts and on_conflict == "abort":
+            names = ", ".join(a.target for a in plan.conflicts[:10])
+            raise ConflictAbort(
+                f"{len(plan.conflicts)} file(s) changed by you were also changed upstream",
+                names + (" ..." if len(plan.conflicts) > 10 else ""),
+                "nothing was changed. Rerun with --on-conflict merge (the default), keep "
+                "(keeps yours, writes NAME.praxis-new) or theirs (takes upstream; yours stays "
+                "in the backup)",
+            )
+        if plan.conflicts and on_conflict == "ask":
+            if not interactive:
+                raise ConflictAbort(
+                    f"--on-conflict ask needs a terminal, and there are {len(plan.conflicts)} "
+                    "conflict(s)",
+                    "without a terminal (or with --yes), ask behaves as abort: "
+                    + ", ".join(a.target for a in plan.conflicts[:10]),
+                    "nothing was changed. Run it in a terminal without --yes, or choose "
+                    "--on-conflict merge|keep|theirs",
+                )
+            ask_conflicts(plan, install, source, reader)
+    finally:
+        reader.close()
     from .backup import estimate_size
 
     staged = sum(f.size for f in source.server_files.values()) if plan.server.changed else 0
-    written = sum(source.files[a.target].size for a in plan.actions if a.action in
-                  ("add", "update", "conflict"))
+    written = sum(source.files[a.target].size for a in plan.actions
+                  if a.action in ("add", "update", "conflict") and a.target in source.files)
     need = int((estimate_size(install, plan) + staged + written) * 1.1) + (4 << 20)
     free = shutil.disk_usage(install.root).free
     if free < need:
@@ -131,4 +232,4 @@ def run_preflight(install: Install, source_spec: str, on_conflict: str, deps: st
             f"{free / 1e6:.1f} MB free, {need / 1e6:.1f} MB needed for the backup and staging",
             "free some space (old backups live in .praxis-os/.backups/), then rerun",
         )
-    return PreflightResult(source, manifest, note, plan, need, free)
+    return PreflightResult(source, base, plan, need, free)

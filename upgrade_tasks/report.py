@@ -49,6 +49,9 @@ def build_report(session: Session) -> dict[str, Any]:
             "kept": content.get("kept", []),
         },
         "conflicts": content.get("conflicts", []),
+        "attention": content.get("attention", []),
+        "decisions": content.get("decisions", []),
+        "base": {k: arts.get("0", {}).get(k) for k in ("base_origin", "base_share", "base_note")},
         "server": arts.get("3", {}),
         "validation": arts.get("4", {}),
         "rollback": d["metadata"].get("rollback"),
@@ -79,15 +82,13 @@ def render_markdown(rep: dict[str, Any]) -> str:
     lines += ["", "## Files", "",
               f"{len(f['added'])} added, {len(f['updated'])} updated, {len(f['removed'])} removed, "
               f"{len(f['kept'])} kept as yours."]
-    if rep["conflicts"]:
+    attention = rep.get("attention") or []
+    if attention:
         lines += ["", "## Needs your attention", ""]
-        for c in rep["conflicts"]:
-            if c.get("resolution") == "keep":
-                lines.append(f"- `{c['path']}`: you changed it; kept. Compare with the new version: "
-                             f"`{c['compare']}`")
-            else:
-                lines.append(f"- `{c['path']}`: you changed it; upstream version installed, yours "
-                             "is in the backup")
+        lines += [f"- {item}" for item in attention]
+    if rep.get("decisions"):
+        lines += ["", "## Your decisions (--on-conflict ask)", ""]
+        lines += [f"- `{d['path']}`: {d['decision']}" for d in rep["decisions"]]
     if rep.get("error"):
         lines += ["", "## Error", "", "```", str(rep["error"]), "```"]
     if rep.get("rollback"):
@@ -115,6 +116,16 @@ def append_update_log(install: Install, line: str) -> None:
     finally:
         os.close(fd)
     fsync_dir(install.root)
+
+
+def append_update_log_once(install: Install, line: str, session: str) -> None:
+    """Append the run's line unless a previous attempt of this session already did."""
+    try:
+        if session in install.update_log.read_text(errors="replace"):
+            return
+    except FileNotFoundError:
+        pass
+    append_update_log(install, line)
 
 
 def write_version_record(install: Install, commit: str, previous: str | None, source: str,

@@ -5,9 +5,10 @@ run (``file``, ``symlink`` or ``absent``) and the trees replaced whole
 (``mcp_server``). Restoring makes each of those paths equal to the backup and
 touches nothing else (``specs/``, ``workspace/``, the venv, user files are
 never listed, so never touched). Every step is idempotent: a rollback killed
-half-way is finished by running it again. A file changed since the upgrade by
-someone else than the upgrade is first saved to ``<backup>/kept/`` so no
-byte is lost.
+half-way is finished by running it again. A file changed since the upgrade began by
+someone else than the upgrade is left as it is and reported; in the
+``mcp_server/`` tree (restored whole) such files are first saved to
+``<backup>/kept/``, and a backup with a ``kept/`` folder is never pruned.
 """
 
 from __future__ import annotations
@@ -37,13 +38,17 @@ class RestoreResult:
     restored: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     saved_aside: list[str] = field(default_factory=list)
+    left_alone: list[str] = field(default_factory=list)
     trees: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         s = (f"{len(self.restored)} restored, {len(self.removed)} removed, "
              f"trees rebuilt: {', '.join(self.trees) or 'none'}")
         if self.saved_aside:
-            s += f"; {len(self.saved_aside)} later edits saved aside"
+            s += f"; {len(self.saved_aside)} later edits saved aside in the backup's kept/"
+        if self.left_alone:
+            s += (f"; {len(self.left_alone)} changed since the upgrade began, left as they are: "
+                  + ", ".join(self.left_alone[:5]))
         return s
 
 
@@ -172,7 +177,10 @@ def restore_backup(install: Install, b: Backup, allowed: dict[str, str]) -> Rest
         cur = file_sha_or_none(live)
         ours = rel in (install.installed_manifest.name, install.version_record.name)
         if cur is not None and allowed.get(rel) != cur and not ours:
-            _save_aside(b, rel, live, res)
+            # neither what the backup holds nor what the upgrade wrote: someone changed it
+            # since the upgrade began. Leave it as it is and report it.
+            res.left_alone.append(rel)
+            continue
         if e["kind"] == "file":
             atomic_copy(b.file(rel), live, mode=int(e["mode"]))
             res.restored.append(rel)
@@ -190,7 +198,9 @@ def restore_backup(install: Install, b: Backup, allowed: dict[str, str]) -> Rest
             remove_empty_parents(live, install.root)
             res.removed.append(rel)
         faults.point("rollback:file")
-    bad = [rel for rel, e in b.entries.items() if not _entry_matches(install.path(rel), e)]
+    skip = set(res.left_alone)
+    bad = [rel for rel, e in b.entries.items()
+           if rel not in skip and not _entry_matches(install.path(rel), e)]
     bad += [t for t in b.trees if not _tree_ok(install, b, t)]
     if bad:
         raise RollbackError(

@@ -19,11 +19,14 @@ import tarfile
 from pathlib import Path
 
 from .checkpoint import now_iso
+from .history import git_blob_id
 from .layout import OWN_BOOKKEEPING, PRAXIS_DIR, map_source_path
 from .manifest import InstalledManifest
 
-#: The standard the sample user edits; upstream changes it too in v2 (a conflict).
+#: The standard the sample user edits where upstream changes it too in v2 (a merge conflict).
 EDITED_CONFLICT = "standards/universal/ai-safety/git-safety-rules.md"
+#: A standard the sample user edits away from upstream's changes (merges cleanly).
+EDITED_MERGE = "standards/universal/testing/test-pyramid.md"
 #: A standard the sample user edits that upstream leaves alone (kept, no conflict).
 EDITED_LOCAL = "standards/universal/testing/integration-testing.md"
 
@@ -59,22 +62,26 @@ def install_at(project: Path, repo: Path, commit: str, *, with_manifest: bool = 
     root.mkdir(parents=True, exist_ok=True)
     files: dict[str, str] = {}
     sizes: dict[str, int] = {}
+    blobs: dict[str, str] = {}
     for path, (data, mode) in export_commit(repo, commit).items():
         mapped = map_source_path(path)
         if mapped is None:
             continue
-        target = mapped[1]
-        dst = root / target
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        dst.write_bytes(data)
-        os.chmod(dst, mode)
+        area, target = mapped
+        if area != "config":  # upstream's default config is offered, never installed as a file
+            dst = root / target
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            dst.write_bytes(data)
+            os.chmod(dst, mode)
         files[target] = hashlib.sha256(data).hexdigest()
         sizes[target] = len(data)
+        blobs[target] = git_blob_id(data)
     for d in ("specs/review", "specs/approved", "specs/completed", "workspace/design",
               ".cache/state"):
         (root / d).mkdir(parents=True, exist_ok=True)
     if with_manifest:
-        InstalledManifest(commit, now_iso(), files, sizes).write(root / ".installed-manifest.json")
+        InstalledManifest(commit, now_iso(), files, sizes, blobs).write(
+            root / ".installed-manifest.json")
     if venv and not (root / "venv").exists():
         subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(root / "venv")],
                        check=True)
@@ -92,6 +99,10 @@ def customize(project: Path) -> None:
         edited = root / rel
         if edited.exists():
             edited.write_bytes(edited.read_bytes() + b"\n## Our team's extra rule\n\nAlways pair.\n")
+    merge = root / EDITED_MERGE
+    if merge.exists():
+        merge.write_bytes(merge.read_bytes().replace(b"Write many fast unit tests",
+                                                     b"Write many fast unit tests (we use pytest)"))
     gi = project / ".gitignore"
     gi.write_text("node_modules/\n.praxis-os/venv/\n.praxis-os/.cache/\n")
 

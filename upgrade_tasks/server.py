@@ -143,6 +143,29 @@ def install_deps(install: Install, plan: Plan, session: Session, res: ServerResu
     res.deps = f"installed with {res.installer}"
 
 
+def stop_step(install: Install, plan: Plan, session: Session, no_restart: bool) -> None:
+    """Stop this install's running server(s) once per session (step ``server:stopped``)."""
+    if session.has_step("server:stopped"):
+        return
+    arts = session.artifacts(3)
+    needs_stop = plan.server.changed or plan.server.deps_action == "install"
+    if no_restart or not needs_stop:
+        arts["stopped"] = []
+        arts["restart_note"] = (
+            "--no-restart: the running server (if any) was left alone" if no_restart
+            else "server code unchanged: the running server was left alone"
+        )
+    else:
+        stopped = []
+        for s in find_running_servers(install):
+            how = stop_server(s.pid)
+            stopped.append({"pid": s.pid, "transport": s.transport, "signal": how,
+                            "cmdline": list(s.cmdline), "found_by": s.found_by})
+        clear_stale_state_file(install)
+        arts["stopped"] = stopped
+    session.step("server:stopped")
+
+
 def run_server(
     install: Install, source: Source, plan: Plan, session: Session, no_restart: bool
 ) -> ServerResult:
@@ -151,23 +174,7 @@ def run_server(
     if plan.server.changed and not session.has_step("server:staged"):
         stage(install, source)
         session.step("server:staged")
-    if not session.has_step("server:stopped"):
-        needs_stop = plan.server.changed or plan.server.deps_action == "install"
-        if no_restart or not needs_stop:
-            arts["stopped"] = []
-            arts["restart_note"] = (
-                "--no-restart: the running server (if any) was left alone" if no_restart
-                else "server code unchanged: the running server was left alone"
-            )
-        else:
-            stopped = []
-            for s in find_running_servers(install):
-                how = stop_server(s.pid)
-                stopped.append({"pid": s.pid, "transport": s.transport, "signal": how,
-                                "cmdline": list(s.cmdline), "found_by": s.found_by})
-            clear_stale_state_file(install)
-            arts["stopped"] = stopped
-        session.step("server:stopped")
+    stop_step(install, plan, session, no_restart)
     res.stopped = list(arts.get("stopped", []))
     if plan.server.changed and not session.has_step("server:swapped"):
         swap(install)
@@ -198,10 +205,8 @@ def run_server(
 def write_installed_manifest(install: Install, source: Source, plan: Plan) -> None:
     files = {t: f.sha256 for t, f in source.files.items()}
     sizes = {t: f.size for t, f in source.files.items()}
-    for a in plan.actions:
-        if a.action == "orphan":
-            files.pop(a.target, None)
-    InstalledManifest(source.commit, now_iso(), files, sizes).write(install.installed_manifest)
+    blobs = {t: f.blob for t, f in source.files.items() if f.blob}
+    InstalledManifest(source.commit, now_iso(), files, sizes, blobs).write(install.installed_manifest)
 
 
 def verify_server(install: Install, source: Source, plan: Plan) -> list[str]:

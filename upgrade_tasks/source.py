@@ -31,6 +31,7 @@ class SourceFile:
     size: int
     mode: int  # 0o644 or 0o755
     abspath: Path
+    blob: str = ""  # git blob id
 
     def read(self) -> bytes:
         data = self.abspath.read_bytes()
@@ -58,6 +59,12 @@ class Source:
     @property
     def server_files(self) -> dict[str, SourceFile]:
         return {t: f for t, f in self.files.items() if f.area == "server"}
+
+    @property
+    def config_defaults(self) -> Path | None:
+        """Upstream's default ``config.json`` (``universal/config.json``), when the source ships one."""
+        p = self.root / "universal" / "config.json"
+        return p if p.is_file() else None
 
     @property
     def short(self) -> str:
@@ -95,8 +102,12 @@ def _clone(url: str) -> Path:
     return tmp / "src"
 
 
-def open_source(spec: str) -> Source:
-    """Validate the source and list the files it installs. Reads only."""
+def open_source(spec: str, commit: str | None = None) -> Source:
+    """Validate the source and list the files it installs. Reads only.
+
+    For a git URL, ``commit`` (a resumed session's) is checked out in the temporary clone,
+    so a remote that moved on does not stop the resume.
+    """
     if not spec:
         raise UsageError(
             "no source given",
@@ -104,6 +115,9 @@ def open_source(spec: str) -> Source:
             "pass --source PATH (a git checkout) or --source URL",
         )
     root = _clone(spec) if is_git_url(spec) else Path(spec).expanduser().absolute()
+    if commit and is_git_url(spec):
+        subprocess.run(["git", "-C", str(root), "checkout", "-q", "--detach", commit],
+                       capture_output=True, check=False)
     if not root.is_dir():
         raise UsageError(
             f"source {spec} does not exist or is not a directory",
@@ -158,7 +172,7 @@ def _list_files(src: Source) -> None:
         if not rec:
             continue
         meta, _, path = rec.partition("\t")
-        mode = meta.split(" ", 1)[0]
+        mode, blob = meta.split(" ")[:2]
         mapped = map_source_path(path)
         if mapped is None:
             continue
@@ -197,4 +211,5 @@ def _list_files(src: Source) -> None:
             size=st.st_size,
             mode=0o755 if mode == "100755" else 0o644,
             abspath=full,
+            blob=blob,
         )

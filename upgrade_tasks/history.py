@@ -1,0 +1,212 @@
+"""The source's git history: recognise pristine files of installs that have no manifest.
+
+Every prAxIs OS install made by copying has no record of what was installed.
+A file whose content equals *some* version of its mapped source path anywhere
+in the source's history was installed by us and never changed by the user;
+that historical version is its merge base. The installed commit is the commit
+whose tree explains most pristine files.
+
+All of it comes from one ``git log --raw`` process over the mapped areas
+(first-parent history of HEAD, oldest first), replayed in memory, plus one
+``git cat-file --batch`` process for the few blobs a merge needs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .layout import CONFIG_DEFAULTS_SRC, CONFIG_NEW, CONTENT_MAP, SERVER_MAP, Install, map_source_path
+
+ZERO = "0" * 40
+
+
+def git_blob_id(data: bytes) -> str:
+    """The id git gives a blob with this content (sha1 of ``blob <len>\\0<data>``)."""
+    h = hashlib.sha1(b"blob %d\0" % len(data), usedforsecurity=False)
+    h.update(data)
+    return h.hexdigest()
+
+
+def unmap_target(target: str) -> str | None:
+    """Inverse of the mapping table: target path under .praxis-os -> source path."""
+    if target == CONFIG_NEW:
+        return CONFIG_DEFAULTS_SRC
+    for s_prefix, t_prefix in CONTENT_MAP:
+        if target.startswith(t_prefix):
+            return s_prefix + target[len(t_prefix):]
+    if target.startswith(SERVER_MAP[1]):
+        return SERVER_MAP[0] + target[len(SERVER_MAP[1]):]
+    return None
+
+
+@dataclass
+class History:
+    """Blob versions per source path, and the first-parent commits that changed them."""
+
+    versions: dict[str, set[str]] = field(default_factory=dict)  # src path -> blob ids ever seen
+    # (commit, {src path: blob id or None for deleted}) oldest first
+    changes: list[tuple[str, dict[str, str | None]]] = field(default_factory=list)
+
+    @property
+    def commits(self) -> list[str]:
+        return [c for c, _ in self.changes]
+
+
+def load_history(repo: Path, ref: str = "HEAD") -> History:
+    areas = sorted({p.split("/")[0] for p, _ in CONTENT_MAP} | {SERVER_MAP[0].rstrip("/")}
+                   | {CONFIG_DEFAULTS_SRC.split("/")[0]})
+    proc = subprocess.run(
+        ["git", "-C", str(repo), "log", "--first-parent", "--reverse", "--raw", "--no-renames",
+         "--no-abbrev", "--diff-merges=first-parent", "-z", "--format=C %H", ref, "--", *areas],
+        capture_output=True, check=False,
+    )
+    hist = History()
+    if proc.returncode != 0:
+        return hist
+    toks = proc.stdout.split(b"\0")
+    i = 0
+    cur: dict[str, str | None] | None = None
+    while i < len(toks):
+        tok = toks[i].lstrip(b"\n")
+        i += 1
+        if tok.startswith(b"C "):
+            cur = {}
+            hist.changes.append((tok[2:].decode(), cur))
+        elif tok.startswith(b":") and cur is not None and i < len(toks):
+            meta = tok.decode().split()
+            path = os.fsdecode(toks[i])
+            i += 1
+            old, new, status = meta[2], meta[3], meta[4]
+            if map_source_path(path) is None:
+                continue
+            vs = hist.versions.setdefault(path, set())
+            if old != ZERO:
+                vs.add(old)
+            if new != ZERO and not status.startswith("D"):
+                vs.add(new)
+                cur[path] = new
+            else:
+                cur[path] = None
+    return hist
+
+
+@dataclass
+class Recognition:
+    """What history says about the files on disk of an install without a manifest."""
+
+    pristine: dict[str, str] = field(default_factory=dict)  # target -> blob id (== a historical version)
+    edited: list[str] = field(default_factory=list)  # system paths whose content matches no version
+    installed_commit: str | None = None
+    explained: int = 0  # pristine files the installed commit's tree explains
+    base_at_installed: dict[str, str] = field(default_factory=dict)  # target -> blob at that commit
+    tree_at_installed: dict[str, str] = field(default_factory=dict)  # target -> blob, whole tree
+
+    @property
+    def share(self) -> float:
+        return self.explained / len(self.pristine) if self.pristine else 0.0
+
+
+def local_system_files(install: Install) -> dict[str, Path]:
+    """Files on disk under the system-owned areas (target path -> absolute path)."""
+    out: dict[str, Path] = {}
+    tops = [t for _s, t in CONTENT_MAP] + [SERVER_MAP[1]]
+    for top in tops:
+        base = install.root / top
+        if not base.is_dir() or base.is_symlink():
+            continue
+        for root, dirs, files in os.walk(base):
+            dirs[:] = [d for d in dirs if d != "__pycache__" and not d.startswith(".mcp_server")]
+            for name in files:
+                full = Path(root) / name
+                rel = full.relative_to(install.root).as_posix()
+                if name.endswith((".pyc", ".pyo", ".praxis-new", ".praxis-merge")):
+                    continue
+                if full.is_symlink():
+                    continue
+                out[rel] = full
+    return out
+
+
+def recognise(install: Install, hist: History, blobs: dict[str, str] | None = None) -> Recognition:
+    """Classify the install's system files against history; infer the installed commit.
+
+    ``blobs`` (target -> blob id of the file on disk) may be given to avoid re-reading.
+    """
+    rec = Recognition()
+    if blobs is None:
+        blobs = {t: git_blob_id(p.read_bytes()) for t, p in local_system_files(install).items()}
+    src_of: dict[str, str] = {}
+    for target, blob in blobs.items():
+        src = unmap_target(target)
+        if src is None or src not in hist.versions or map_source_path(src) is None:
+            continue  # never a system path: the user's own file
+        src_of[src] = target
+        if blob in hist.versions[src]:
+            rec.pristine[target] = blob
+        else:
+            rec.edited.append(target)
+    # replay first-parent history; score = pristine files whose blob equals the tree's
+    tree: dict[str, str] = {}
+    score = 0
+    best: tuple[int, int] = (-1, -1)
+    best_tree: dict[str, str] = {}
+    for idx, (commit, changes) in enumerate(hist.changes):
+        for path, changed in changes.items():
+            tgt = src_of.get(path)
+            if tgt is not None and tgt in rec.pristine:
+                was = tree.get(path) == rec.pristine[tgt]
+                now = changed is not None and changed == rec.pristine[tgt]
+                score += int(now) - int(was)
+            if changed is None:
+                tree.pop(path, None)
+            else:
+                tree[path] = changed
+        if (score, idx) > best:
+            best = (score, idx)
+            rec.installed_commit = commit
+            best_tree = dict(tree)
+    rec.explained = max(best[0], 0)
+    for src, target in src_of.items():
+        if src in best_tree:
+            rec.base_at_installed[target] = best_tree[src]
+    for path, at in best_tree.items():
+        mapped = map_source_path(path)
+        if mapped is not None:
+            rec.tree_at_installed[mapped[1]] = at
+    return rec
+
+
+class BlobReader:
+    """Read blobs from the source repository through one ``git cat-file --batch`` process."""
+
+    def __init__(self, repo: Path) -> None:
+        self.repo = repo
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def read(self, blob: str) -> bytes | None:
+        if self._proc is None:
+            self._proc = subprocess.Popen(
+                ["git", "-C", str(self.repo), "cat-file", "--batch"],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            )
+        assert self._proc.stdin is not None and self._proc.stdout is not None
+        self._proc.stdin.write(blob.encode() + b"\n")
+        self._proc.stdin.flush()
+        header = self._proc.stdout.readline().split()
+        if len(header) < 3 or header[1] != b"blob":
+            return None
+        size = int(header[2])
+        data = self._proc.stdout.read(size)
+        self._proc.stdout.read(1)
+        return data
+
+    def close(self) -> None:
+        if self._proc is not None:
+            assert self._proc.stdin is not None
+            self._proc.stdin.close()
+            self._proc.wait()
+            self._proc = None
