@@ -359,3 +359,68 @@ def test_list_and_help_document_every_task_and_flag() -> None:
     for flag in ("--source", "--project", "--dry-run", "--yes", "--on-conflict", "--deps",
                  "--no-restart", "--debug"):
         assert flag in h.out, flag
+
+
+def test_ide_launch_configs_are_reported_not_rewritten(project: Path, source: SampleSource) -> None:
+    cursor = project / ".cursor" / "mcp.json"
+    before = cursor.read_bytes()
+    dry = upgrade(source, project, "--dry-run")
+    assert "without --transport" in dry.out and "get_current_phase" in dry.out
+    r = upgrade(source, project)
+    assert r.code == 0, r.text
+    assert cursor.read_bytes() == before
+    (s,) = sessions(project)
+    md = (project / P / ".upgrade-reports" / f"{s['session_id']}.md").read_text()
+    assert "get_current_phase" in md and "--transport" in md
+
+
+def test_legacy_install_without_manifest(tmp_path: Path, source: SampleSource) -> None:
+    proj = make_project(tmp_path / "p", source.path, source.v1, with_manifest=False)
+    root = proj / P
+    stale = root / "standards/universal/architecture/race-conditions.md"
+    assert stale.exists()
+    dry = upgrade(source, proj, "--dry-run")
+    assert "recognised from history" in dry.out and "explains 100%" in dry.out
+    r = upgrade(source, proj)
+    assert r.code == 0, r.text
+    # pristine files recognised from history were updated or removed; edits kept or merged
+    assert not stale.exists()
+    assert "(we use pytest)" in (root / EDITED_MERGE).read_text()
+    assert (root / (EDITED_CONFLICT + ".praxis-merge")).exists()
+    m = json.loads((root / ".installed-manifest.json").read_text())
+    assert m["source_commit"] == source.v2
+    (s,) = sessions(proj)
+    assert s["phase_artifacts"]["0"]["base_origin"] == "history"
+    assert s["phase_artifacts"]["0"]["installed_commit"] == source.v1
+
+
+def test_ask_without_a_terminal_behaves_as_abort(project: Path, source: SampleSource) -> None:
+    before = digest(project)
+    r = upgrade(source, project, "--on-conflict", "ask")
+    assert r.code == 5, r.text
+    assert "needs a terminal" in r.err and "behaves as abort" in r.err
+    assert digest(project) == before
+
+
+def test_ask_on_a_terminal_records_each_decision(project: Path, source: SampleSource) -> None:
+    import pty
+
+    master, slave = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PRAXIS_", "INVOKE_UPGRADE"))}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "invoke", "-r", str(REPO), "upgrade", "--source", str(source.path),
+         "--project", str(project), "--on-conflict", "ask"],
+        stdin=slave, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
+    os.close(slave)
+    # conflicts come sorted: the git-safety rules (keep mine), the test pyramid (merge); proceed
+    os.write(master, b"k\nm\ny\n")
+    out, err = proc.communicate(timeout=60)
+    os.close(master)
+    assert proc.returncode == 0, out + err
+    assert "conflict: " + EDITED_CONFLICT in out and "[k]eep mine" in out
+    root = project / P
+    assert not (root / (EDITED_CONFLICT + ".praxis-new")).exists()  # kept mine, nothing beside
+    assert "(we use pytest)" in (root / EDITED_MERGE).read_text()
+    (s,) = sessions(project)
+    rep = json.loads((root / ".upgrade-reports" / f"{s['session_id']}.json").read_text())
+    assert [d["decision"] for d in rep["decisions"]] == ["keep mine", "merge"]

@@ -105,6 +105,14 @@ def customize(project: Path) -> None:
                                                      b"Write many fast unit tests (we use pytest)"))
     gi = project / ".gitignore"
     gi.write_text("node_modules/\n.praxis-os/venv/\n.praxis-os/.cache/\n")
+    # an IDE launch config from an older install: no --transport, a tool that no longer exists
+    cursor = project / ".cursor" / "mcp.json"
+    cursor.parent.mkdir(parents=True, exist_ok=True)
+    cursor.write_text(json.dumps({"mcpServers": {"praxis-os": {
+        "command": "${workspaceFolder}/.praxis-os/venv/bin/python",
+        "args": ["-m", "mcp_server", "--log-level", "INFO"],
+        "env": {"PYTHONPATH": "${workspaceFolder}/.praxis-os"},
+        "autoApprove": ["search_standards", "get_current_phase"]}}}, indent=2) + "\n")
 
 
 def make_project(dest: Path, repo: Path, commit: str, *, with_manifest: bool = True,
