@@ -34,7 +34,8 @@ def _phase(c: Context, n: int) -> None:
 def preflight(
     c: Context, source: str = "", project: str = "", dry_run: bool = False, yes: bool = False,
     on_conflict: str = "", deps: str = "", no_restart: bool = False, debug: bool = False,
-    allow_downgrade: bool = False,
+    allow_downgrade: bool = False, find_links: str = "", offline: bool = False,
+    post_install: str = "",
 ) -> None:
     """Phase 0: pre-flight checks and the plan; changes nothing (upgrade_tasks/preflight.py)."""
     _phase(c, 0)
@@ -44,7 +45,8 @@ def preflight(
 def backup(
     c: Context, source: str = "", project: str = "", dry_run: bool = False, yes: bool = False,
     on_conflict: str = "", deps: str = "", no_restart: bool = False, debug: bool = False,
-    allow_downgrade: bool = False,
+    allow_downgrade: bool = False, find_links: str = "", offline: bool = False,
+    post_install: str = "",
 ) -> None:
     """Phase 1: verified backup of every path the upgrade may touch (upgrade_tasks/backup.py)."""
     _phase(c, 1)
@@ -54,7 +56,8 @@ def backup(
 def content(
     c: Context, source: str = "", project: str = "", dry_run: bool = False, yes: bool = False,
     on_conflict: str = "", deps: str = "", no_restart: bool = False, debug: bool = False,
-    allow_downgrade: bool = False,
+    allow_downgrade: bool = False, find_links: str = "", offline: bool = False,
+    post_install: str = "",
 ) -> None:
     """Phase 2: upgrade standards, workflows, scripts; keep your edits (upgrade_tasks/content.py)."""
     _phase(c, 2)
@@ -64,7 +67,8 @@ def content(
 def server(
     c: Context, source: str = "", project: str = "", dry_run: bool = False, yes: bool = False,
     on_conflict: str = "", deps: str = "", no_restart: bool = False, debug: bool = False,
-    allow_downgrade: bool = False,
+    allow_downgrade: bool = False, find_links: str = "", offline: bool = False,
+    post_install: str = "",
 ) -> None:
     """Phase 3: replace mcp_server/, deps, stop the old server (upgrade_tasks/server.py)."""
     _phase(c, 3)
@@ -74,7 +78,8 @@ def server(
 def validate(
     c: Context, source: str = "", project: str = "", dry_run: bool = False, yes: bool = False,
     on_conflict: str = "", deps: str = "", no_restart: bool = False, debug: bool = False,
-    allow_downgrade: bool = False,
+    allow_downgrade: bool = False, find_links: str = "", offline: bool = False,
+    post_install: str = "",
 ) -> None:
     """Phase 4: start the new server over stdio and check its tools (upgrade_tasks/validate.py)."""
     _phase(c, 4)
@@ -84,7 +89,8 @@ def validate(
 def cleanup(
     c: Context, source: str = "", project: str = "", dry_run: bool = False, yes: bool = False,
     on_conflict: str = "", deps: str = "", no_restart: bool = False, debug: bool = False,
-    allow_downgrade: bool = False,
+    allow_downgrade: bool = False, find_links: str = "", offline: bool = False,
+    post_install: str = "",
 ) -> None:
     """Phase 5: reports, UPDATE_LOG, version record, prune backups (upgrade_tasks/engine.py)."""
     _phase(c, 5)
@@ -94,7 +100,8 @@ def cleanup(
 def upgrade(
     c: Context, source: str = "", project: str = "", dry_run: bool = False, yes: bool = False,
     on_conflict: str = "", deps: str = "", no_restart: bool = False, debug: bool = False,
-    allow_downgrade: bool = False,
+    allow_downgrade: bool = False, find_links: str = "", offline: bool = False,
+    post_install: str = "",
 ) -> None:
     """Upgrade an install: phases 0-5, resumable, rolled back on failure (upgrade_tasks/engine.py)."""
 

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import sys
 
-from benchmarks import classify
+from benchmarks import classify, restart
 
 
 def main() -> int:
     print("== classification (issue 3) ==", flush=True)
-    return classify.main()
+    rc = classify.main()
+    print("\n== server restart (issue 4, NFR-P5) ==", flush=True)
+    rc |= restart.main()
+    return rc
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ from .errors import BackupError
 from .fsutil import atomic_write_bytes, atomic_write_json, fsync_dir, sha256_file
 from .layout import Install
 from .plan import Plan
+from .venv import VENVS, venv_state
 
 SCHEMA_VERSION = 1
 MANIFEST = "MANIFEST.json"
@@ -49,6 +50,16 @@ class Backup:
     def entries(self) -> dict[str, dict[str, Any]]:
         e: dict[str, dict[str, Any]] = self.manifest["entries"]
         return e
+
+    @property
+    def venv(self) -> dict[str, str] | None:
+        v = self.manifest.get("venv")
+        return dict(v) if isinstance(v, dict) else None
+
+    def venv_refs(self) -> set[str]:
+        """Environments under .venvs/ this backup needs for its rollback."""
+        v = self.venv or {}
+        return {x for x in (v.get("target", ""), v.get("moved_to", "")) if x.startswith(VENVS)}
 
     @property
     def trees(self) -> list[str]:
@@ -159,8 +170,15 @@ def create_backup(install: Install, plan: Plan, session: Session, backup_id: str
     for d in sorted({p.parent for p in (partial / "files").rglob("*")} | {partial / "files"}):
         if d.is_dir():
             fsync_dir(d)
+    venv_before = None
+    if plan.server.deps_action == "install":
+        st = venv_state(install)
+        venv_before = st.to_json()
+        if st.kind == "dir":
+            venv_before["moved_to"] = f"{VENVS}/initial-{backup_id}"
     manifest = {
         "schema_version": SCHEMA_VERSION,
+        "venv": venv_before,
         "backup_id": backup_id,
         "session_id": session.id,
         "created_at": now_iso(),
@@ -213,6 +231,16 @@ def verify_backup(b: Backup) -> None:
             "first: " + ", ".join(bad[:5]),
             f"do not roll back from it; inspect {b.path} and restore the files by hand",
         )
+
+
+def venv_refs(install: Install) -> set[str]:
+    out: set[str] = set()
+    for bid in list_backups(install):
+        try:
+            out |= load_backup(install, bid).venv_refs()
+        except BackupError:
+            continue
+    return out
 
 
 def list_backups(install: Install) -> list[str]:

@@ -18,11 +18,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from . import backup as backup_mod
 from . import content as content_mod
 from . import faults, report
 from . import server as server_mod
+from . import venv as venv_mod
 from .checkpoint import (
     ABORTED,
     COMPLETED,
@@ -42,18 +44,19 @@ from .errors import (
     Interrupted,
     PhaseError,
     PreflightError,
+    ProbeError,
     RollbackError,
     UpgradeError,
     UsageError,
 )
 from .layout import Install
 from .lock import UpgradeLock, describe_owner, probe_lock
-from .mcp_client import probe_stdio
+from .mcp_client import probe_http, probe_stdio, stderr_problems
 from .options import Options
 from .plan import NEW_SUFFIX, Plan, attention_items, render_plan
 from .preflight import PreflightResult, check_target, run_preflight
 from .rollback import RestoreResult, restore_backup
-from .server_process import find_running_servers, stop_server
+from .server_process import find_running_servers, start_headless, stop_server
 from .source import Source, open_source
 from .validate import validate_server
 
@@ -296,6 +299,7 @@ def phase_backup(run: Run) -> str:
         backup_mod.verify_backup(b)
     else:
         b = backup_mod.create_backup(inst, plan, s, bid)
+    s.artifacts(1)["venv_before"] = b.venv
     size = sum(int(e.get("size", 0)) for e in b.entries.values())
     s.artifacts(1).update({"backup_path": str(b.path), "files_backed_up": len(b.entries),
                            "backup_size": size, "integrity_verified": True})
@@ -324,7 +328,9 @@ def phase_content(run: Run) -> str:
 
 def phase_server(run: Run) -> str:
     s, src, plan = run.need()
-    res = server_mod.run_server(run.install, src, plan, s, run.opts.no_restart)
+    o = run.opts
+    res = server_mod.run_server(run.install, src, plan, s, o.no_restart,
+                                server_mod.DepsOptions(o.find_links, o.offline, o.post_install))
     return res.summary()
 
 
@@ -333,7 +339,49 @@ def phase_validate(run: Run) -> str:
     old_tools = s.artifacts(1).get("old_tools")
     v = validate_server(run.install, old_tools, run.opts.probe_timeout, run.opts.smoke_tools)
     s.artifacts(4).update(v.to_json())
-    return v.summary()
+    summary = v.summary()
+    restarted = restart_stopped(run.install, s, run.opts)
+    if restarted:
+        s.artifacts(4)["restarted"] = restarted
+        summary += (f"; restarted over HTTP as pid {restarted['pid']} at {restarted['url']} "
+                    f"(healthy in {restarted['seconds']:.2f}s)")
+    return summary
+
+
+def wait_http(url: str, timeout: float) -> Any:
+    """Health check over HTTP MCP, retrying while the port does not accept connections yet
+    (servers write their state file before their transport listens)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return probe_http(url, timeout=max(1.0, deadline - time.monotonic()))
+        except ProbeError as exc:
+            if "could not reach" not in exc.what or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.05)
+
+
+def restart_stopped(inst: Install, s: Session, opts: Options) -> dict[str, Any] | None:
+    """Start again, headless over HTTP, a server we stopped that was not the IDE's (http/dual)."""
+    stopped = [x for x in s.artifacts(3).get("stopped", [])
+               if x.get("transport") in ("http", "dual")]
+    if not stopped or opts.no_restart:
+        return None
+    for srv in find_running_servers(inst):  # a previous attempt of this step
+        stop_server(srv.pid)
+    r = start_headless(inst, timeout=max(10.0, opts.probe_timeout))
+    try:
+        probe = wait_http(r.url, opts.probe_timeout)
+        log_new = Path(r.log).read_text(errors="replace").rsplit("--- started by praxis-upgrade", 1)[-1]
+        problems = stderr_problems(log_new)
+        if problems:
+            raise ProbeError("the restarted MCP server logged errors", "; ".join(problems[:3]),
+                             f"see {r.log}")
+    except BaseException:
+        stop_server(r.pid)
+        raise
+    return {"pid": r.pid, "url": r.url, "seconds": round(r.seconds + probe.duration_s, 3),
+            "tools": list(probe.tools), "log": r.log}
 
 
 def phase_cleanup(run: Run) -> str:
@@ -351,7 +399,8 @@ def phase_cleanup(run: Run) -> str:
     report.append_update_log_once(inst, line, s.id)
     faults.point("cleanup:logged")
     pruned = backup_mod.prune_backups(inst, run.opts.keep_backups, s.backup_id)
-    s.artifacts(5).update({"lock_released": True, "old_backups_pruned": pruned,
+    pruned_envs = venv_mod.prune_venvs(inst, backup_mod.venv_refs(inst))
+    s.artifacts(5).update({"pruned_venvs": pruned_envs,"lock_released": True, "old_backups_pruned": pruned,
                            "update_log_appended": True})
     s.data["metadata"]["finished_at"] = now_iso()
     _write_reports(run)
@@ -566,11 +615,15 @@ def rollback_session(run: Run, s: Session, reason: str) -> RestoreResult:
             _write_reports(run)
             _release(run)
             raise err from exc
+        venv_mod.prune_venvs(inst, backup_mod.venv_refs(inst))
         check = _revalidate(inst, run.opts)
         summary = f"{res.summary()} in {time.monotonic() - t0:.2f}s; restored server: {check}"
-        if str(s.artifacts(3).get("deps", "")).startswith("installed"):
-            summary += ("; note: packages this upgrade installed into the venv were not "
-                        "uninstalled (requirements.txt is restored)")
+        try:
+            again = restart_stopped(inst, s, run.opts)
+            if again:
+                summary += f"; restarted over HTTP as pid {again['pid']} at {again['url']}"
+        except UpgradeError as exc:
+            summary += f"; the old server could NOT be restarted: {exc.what}"
         s.set_status(ROLLED_BACK, error=reason, finished_at=now_iso(), rollback=summary)
         report.append_update_log(
             inst, f"{now_iso()} | rolled back session {s.id} | {reason} | backup {s.backup_id}")
@@ -659,10 +712,12 @@ def manual_rollback(opts: Options) -> str:
             continue
         chain.append((bid, sess))
     done = []
+    http_was_running = False
     try:
         with signals_deferred():
             if not opts.no_restart:
                 for srv in find_running_servers(inst):
+                    http_was_running |= srv.transport in ("http", "dual")
                     stop_server(srv.pid)
             for bid, sess in chain:
                 b = backup_mod.load_backup(inst, bid)
@@ -686,11 +741,19 @@ def manual_rollback(opts: Options) -> str:
                 report.append_update_log(
                     inst, f"{now_iso()} | rolled back by hand to backup {bid} | "
                     f"session {sess.id if sess else 'unknown'}")
+        venv_mod.prune_venvs(inst, backup_mod.venv_refs(inst))
     finally:
         lock.release()
     check = _revalidate(inst, opts)
-    return "\n".join(["rollback complete:"] + [f"  {d}" for d in done] +
-                     [f"  restored server: {check}"])
+    lines = ["rollback complete:"] + [f"  {d}" for d in done] + [f"  restored server: {check}"]
+    if http_was_running:
+        try:
+            r = start_headless(inst, timeout=max(10.0, opts.probe_timeout))
+            wait_http(r.url, opts.probe_timeout)
+            lines.append(f"  restarted over HTTP as pid {r.pid} at {r.url}")
+        except UpgradeError as exc:
+            lines.append(f"  the restored server could NOT be restarted: {exc.what} ({exc.why})")
+    return "\n".join(lines)
 
 
 # -- dry run and status ---------------------------------------------------------------

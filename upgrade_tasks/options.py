@@ -28,6 +28,9 @@ CONFIG_DEFAULTS: dict[str, Any] = {
     "yes": False,
     "on_conflict": "merge",
     "allow_downgrade": False,
+    "find_links": "",
+    "offline": False,
+    "post_install": "auto",
     "deps": "auto",
     "no_restart": False,
     "debug": False,
@@ -49,6 +52,10 @@ FLAG_HELP: dict[str, str] = {
     "stays, NAME.praxis-new beside it), theirs (take upstream; yours is in the backup), abort "
     "(stop before any change, exit 5), ask (decide per file on a terminal).",
     "allow_downgrade": "Allow a source older than the installed commit.",
+    "find_links": "Install dependencies from this wheelhouse directory too (pip/uv --find-links).",
+    "offline": "Never reach a package index (with --find-links: install only from the wheelhouse).",
+    "post_install": "Post-install steps detected from requirement names (e.g. playwright "
+    "browsers): auto or skip.",
     "deps": "Dependencies: auto (install only if requirements changed), skip, force.",
     "no_restart": "Do not stop or restart the running MCP server.",
     "debug": "Show tracebacks for errors.",
@@ -66,6 +73,9 @@ class Options:
     no_restart: bool
     debug: bool
     allow_downgrade: bool
+    find_links: str
+    offline: bool
+    post_install: str
     backup: str
     keep_backups: int
     probe_timeout: float
@@ -93,6 +103,13 @@ class Options:
                 f"--deps {deps!r} is not a valid choice",
                 f"valid choices are {', '.join(DEPS)}",
                 "pass one of them, e.g. --deps auto",
+            )
+        post_install = str(get("post_install"))
+        if post_install not in ("auto", "skip"):
+            raise UsageError(
+                f"--post-install {post_install!r} is not a valid choice",
+                "valid choices are auto, skip",
+                "pass --post-install auto or --post-install skip",
             )
         project_raw = str(get("project") or "") or os.getcwd()
         smoke = get("smoke_tools")
@@ -122,6 +139,10 @@ class Options:
             no_restart=bool(get("no_restart")),
             debug=bool(get("debug")),
             allow_downgrade=bool(get("allow_downgrade")),
+            find_links=str(Path(str(get("find_links"))).expanduser().absolute())
+            if get("find_links") else "",
+            offline=bool(get("offline")),
+            post_install=post_install,
             backup=str(get("backup") or ""),
             keep_backups=keep,
             probe_timeout=timeout,
@@ -137,4 +158,7 @@ class Options:
             "deps": self.deps,
             "no_restart": self.no_restart,
             "allow_downgrade": self.allow_downgrade,
+            "find_links": self.find_links,
+            "offline": self.offline,
+            "post_install": self.post_install,
         }

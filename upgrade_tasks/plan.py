@@ -71,6 +71,7 @@ GITIGNORE_PATTERNS = (
     f"{PRAXIS_DIR}/.mcp_server_state.json",
     f"{PRAXIS_DIR}/.mcp_server.staged/",
     f"{PRAXIS_DIR}/.mcp_server.old/",
+    f"{PRAXIS_DIR}/.venvs/",
     f"{PRAXIS_DIR}/**/__pycache__/",
 )
 GITIGNORE_BEGIN = "# >>> prAxIs OS upgrader: patterns the install needs (managed block)"

@@ -31,6 +31,7 @@ from .fsutil import (
     sha256_file,
 )
 from .layout import Install
+from .venv import link_venv
 
 
 @dataclass
@@ -147,6 +148,31 @@ def restore_tree(install: Install, b: Backup, tree: str, allowed: dict[str, str]
     res.trees.append(tree)
 
 
+def restore_venv(install: Install, b: Backup, res: RestoreResult) -> None:
+    """Put ``venv`` back as it was: one rename (a link switch, or the migrated dir moved back)."""
+    v = b.venv
+    if not v:
+        return
+    link = install.venv
+    if v["kind"] == "symlink":
+        if not link.is_symlink() or os.readlink(link) != v["target"]:
+            link_venv(install, v["target"])
+            res.trees.append("venv")
+    elif v["kind"] == "dir":
+        moved = install.root / v["moved_to"]
+        if link.is_symlink() and moved.is_dir():
+            os.unlink(link)
+            fsync_dir(install.root)
+        if not link.exists() and moved.is_dir():
+            os.replace(moved, link)
+            fsync_dir(install.root)
+            res.trees.append("venv")
+    elif v["kind"] == "absent" and link.is_symlink():
+        os.unlink(link)
+        fsync_dir(install.root)
+        res.trees.append("venv")
+
+
 def restore_backup(install: Install, b: Backup, allowed: dict[str, str]) -> RestoreResult:
     """Make every path in the backup equal to it again; verify; return what was done.
 
@@ -198,6 +224,7 @@ def restore_backup(install: Install, b: Backup, allowed: dict[str, str]) -> Rest
             remove_empty_parents(live, install.root)
             res.removed.append(rel)
         faults.point("rollback:file")
+    restore_venv(install, b, res)
     skip = set(res.left_alone)
     bad = [rel for rel, e in b.entries.items()
            if rel not in skip and not _entry_matches(install.path(rel), e)]

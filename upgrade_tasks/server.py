@@ -16,13 +16,13 @@ module survives: the new tree is exactly the source's ``mcp_server/``.
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
-import subprocess
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import faults
+from . import venv as venv_mod
 from .checkpoint import Session, now_iso
 from .errors import PhaseError
 from .fsutil import fsync_dir, sha256_file
@@ -102,45 +102,47 @@ def swap(install: Install) -> None:
         fsync_dir(install.root)
 
 
-def install_deps(install: Install, plan: Plan, session: Session, res: ServerResult) -> None:
+def install_deps(install: Install, plan: Plan, session: Session, res: ServerResult,
+                 opts: DepsOptions) -> None:
+    """Build a new environment beside the old one and switch the ``venv`` link to it."""
     sp = plan.server
+    arts = session.artifacts(3)
     if sp.deps_action != "install":
         res.deps = sp.deps_reason
         return
-    py = install.venv_python
-    if not py.exists():
-        raise PhaseError(
-            f"the venv interpreter {py} is missing",
-            "dependencies must be installed with the install's own python",
-            f"recreate the venv: python3 -m venv {install.venv}, then rerun `invoke upgrade`",
-        )
-    uv = shutil.which("uv")
-    if uv:
-        cmd = [uv, "pip", "install", "--python", str(py), "-r", str(install.requirements)]
-        res.installer = "uv"
-    else:
-        cmd = [str(py), "-m", "pip", "install", "--disable-pip-version-check", "-r",
-               str(install.requirements)]
-        res.installer = "pip"
-    print(f"    installing dependencies with {res.installer}: {' '.join(cmd)}", flush=True)
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    tail: list[str] = []
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        tail = (tail + [line.rstrip()])[-20:]
-        if sys.stdout.isatty():
-            print("    | " + line.rstrip(), flush=True)
-    rc = proc.wait()
-    if rc != 0:
-        cause = next((x for x in reversed(tail) if "ERROR" in x or "error" in x), tail[-1] if tail
-                     else "")
-        raise PhaseError(
-            f"dependency install failed ({res.installer} exited {rc})",
-            cause.strip(),
-            "fix the requirement or your network, then rerun `invoke upgrade` "
-            "(the upgrade was rolled back)",
-        )
-    res.deps = f"installed with {res.installer}"
+    before = session.artifacts(1).get("venv_before") or {"kind": "absent"}
+    if before.get("kind") == "dir" and not session.has_step("server:venv-migrated"):
+        venv_mod.migrate_dir(install, str(before["moved_to"]))
+        session.step("server:venv-migrated")
+    name = arts.get("new_venv_name")
+    if not name:
+        name = f"env-{session.backup_id or secrets.token_hex(3)}"
+        arts["new_venv_name"] = name
+        session.save()
+    new_rel = f"{venv_mod.VENVS}/{name}"
+    if not session.has_step("server:venv-built"):
+        built = venv_mod.build_venv(install, str(name), install.requirements,
+                                    find_links=opts.find_links, offline=opts.offline)
+        arts["installer"] = built.installer
+        if opts.post_install == "auto":
+            venv_mod.run_post_install(install, new_rel, install.requirements, built)
+        arts["post_install"] = built.post_install
+        arts["warnings"] = built.warnings
+        session.step("server:venv-built")
+    if not session.has_step("server:venv-switched"):
+        venv_mod.link_venv(install, new_rel)
+        session.step("server:venv-switched")
+    res.installer = str(arts.get("installer", ""))
+    res.deps = f"installed with {res.installer} into {new_rel} (venv -> {new_rel})"
+    for w in arts.get("warnings", []):
+        print(f"    warning: {w}", flush=True)
+
+
+@dataclass(frozen=True)
+class DepsOptions:
+    find_links: str = ""
+    offline: bool = False
+    post_install: str = "auto"
 
 
 def stop_step(install: Install, plan: Plan, session: Session, no_restart: bool) -> None:
@@ -167,7 +169,8 @@ def stop_step(install: Install, plan: Plan, session: Session, no_restart: bool) 
 
 
 def run_server(
-    install: Install, source: Source, plan: Plan, session: Session, no_restart: bool
+    install: Install, source: Source, plan: Plan, session: Session, no_restart: bool,
+    deps_opts: DepsOptions | None = None,
 ) -> ServerResult:
     res = ServerResult()
     arts = session.artifacts(3)
@@ -188,7 +191,7 @@ def run_server(
             "rerun `invoke upgrade`; if it persists, `invoke rollback`",
         )
     if not session.has_step("server:deps"):
-        install_deps(install, plan, session, res)
+        install_deps(install, plan, session, res, deps_opts or DepsOptions())
         arts["deps"] = res.deps
         arts["installer"] = res.installer
         session.step("server:deps")

@@ -147,3 +147,61 @@ def clear_stale_state_file(install: Install) -> bool:
             return False
         return True
     return False
+
+
+@dataclass(frozen=True)
+class Restarted:
+    pid: int
+    url: str
+    seconds: float
+    log: str
+
+
+def start_headless(install: Install, timeout: float = 10.0) -> Restarted:
+    """Start this install's server over HTTP from its venv, detached, logging to a file.
+
+    Waits until it has written its state file (our pid, a URL). Health checking over MCP is
+    the caller's (``mcp_client.probe_http``).
+    """
+    import subprocess
+
+    from .errors import ProbeError
+
+    log = install.root / ".cache" / "mcp_server.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "PYTHONPATH": str(install.root), "PYTHONUNBUFFERED": "1"}
+    t0 = time.monotonic()
+    with open(log, "ab") as fh:
+        fh.write(f"--- started by praxis-upgrade at {time.strftime('%Y-%m-%dT%H:%M:%S')} ---\n"
+                 .encode())
+        fh.flush()
+        proc = subprocess.Popen(
+            [str(install.venv_python), "-m", "mcp_server", "--transport", "http"],
+            cwd=install.project, env=env, stdin=subprocess.DEVNULL, stdout=fh, stderr=fh,
+            start_new_session=True,
+        )
+    deadline = t0 + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise ProbeError(
+                f"the restarted MCP server exited with code {proc.returncode}",
+                _log_tail(log),
+                f"see {log}",
+            )
+        try:
+            data = json.loads(install.server_state_file.read_text())
+            if int(data.get("pid", 0)) == proc.pid and data.get("url"):
+                return Restarted(proc.pid, str(data["url"]), time.monotonic() - t0, str(log))
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.02)
+    proc.terminate()
+    raise ProbeError(f"the restarted MCP server did not come up within {timeout:.0f}s",
+                     _log_tail(log), f"see {log}")
+
+
+def _log_tail(log: Path, n: int = 10) -> str:
+    try:
+        return " | ".join(log.read_text(errors="replace").splitlines()[-n:])
+    except OSError:
+        return ""

@@ -9,6 +9,8 @@ old server listed before the upgrade. A missing tool, a crash, a timeout or a
 
 from __future__ import annotations
 
+import os
+import subprocess
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,10 +44,32 @@ def probe(install: Install, timeout: float, smoke: tuple[str, ...] = ()) -> Prob
     return probe_stdio(install.venv_python, install.project, timeout=timeout, smoke_tools=smoke)
 
 
+def import_check(install: Install, timeout: float) -> None:
+    """``import mcp_server`` with the venv's python, before speaking MCP to it."""
+    py = install.venv_python
+    if not py.exists():
+        raise ProbeError(f"the venv interpreter {py} is missing",
+                         "the server runs from the install's venv",
+                         f"recreate it: python3 -m venv {install.venv}")
+    env = {**os.environ, "PYTHONPATH": str(install.root), "PYTHONDONTWRITEBYTECODE": "1"}
+    try:
+        proc = subprocess.run([str(py), "-c", "import mcp_server"], cwd=install.project, env=env,
+                              capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise ProbeError("importing the new mcp_server hangs", f"no answer within {timeout:.0f}s",
+                         "the upgrade was rolled back; report it upstream") from None
+    if proc.returncode != 0:
+        last = (proc.stderr.strip().splitlines() or ["?"])[-1]
+        raise ProbeError("the new mcp_server does not import with the venv's python", last,
+                         "a dependency may be missing (--deps force) or the code is broken; "
+                         "the upgrade was rolled back")
+
+
 def validate_server(
     install: Install, old_tools: list[str] | None, timeout: float, smoke: tuple[str, ...]
 ) -> ValidationResult:
     expected = sorted(scan_registered_tools(install.server_dir))
+    import_check(install, timeout)
     res = probe(install, timeout, smoke)
     live = set(res.tools)
     problems = stderr_problems(res.stderr)

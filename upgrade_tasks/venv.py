@@ -1,0 +1,237 @@
+"""The install's Python environment: dependencies with an O(1), offline rollback.
+
+``.praxis-os/venv`` becomes a symlink to ``.praxis-os/.venvs/<id>/``. When the
+normalised requirements change (or ``--deps force``), a new environment is
+built beside the old one *at its final path* (console scripts embed it), the
+requirements are installed with its own interpreter (``uv pip --python`` when
+``uv`` is on PATH, else ``<venv>/bin/python -m pip``), and the symlink is
+switched with one atomic rename. Rollback is the same rename back: no network,
+constant time whatever the venv's size.
+
+The IDE's configured interpreter (``.praxis-os/venv/bin/python``) keeps
+working: Python finds ``pyvenv.cfg`` through the link. A plain ``venv/``
+directory is migrated the first time by renaming it to ``.venvs/`` and
+linking it back; rollback undoes that too.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import faults
+from .errors import PhaseError
+from .fsutil import fsync_dir, rmtree_durable
+from .layout import Install
+from .plan import normalise_requirements
+
+VENVS = ".venvs"
+
+#: requirement name -> (post-install command after the venv python, what it downloads)
+POST_INSTALL: dict[str, tuple[list[str], str]] = {
+    "playwright": (["-m", "playwright", "install", "chromium"], "the Chromium browser"),
+}
+_DOWNLOAD_RE = re.compile(
+    r"download|network|connect|resolve|getaddrinfo|ENOTFOUND|timed? ?out|unreachable|proxy",
+    re.IGNORECASE)
+
+
+@dataclass
+class VenvState:
+    """How ``.praxis-os/venv`` looks now: a ``dir``, a ``symlink`` (with target) or ``absent``."""
+
+    kind: str
+    target: str = ""
+
+    def to_json(self) -> dict[str, str]:
+        return {"kind": self.kind, "target": self.target}
+
+
+def venv_state(install: Install) -> VenvState:
+    v = install.venv
+    if v.is_symlink():
+        return VenvState("symlink", os.readlink(v))
+    if v.is_dir():
+        return VenvState("dir")
+    return VenvState("absent")
+
+
+def base_python(install: Install) -> str:
+    """The interpreter the install's venv was made from (its ``pyvenv.cfg``)."""
+    cfg = install.venv / "pyvenv.cfg"
+    try:
+        values = dict(
+            (k.strip(), v.strip()) for k, _, v in
+            (ln.partition("=") for ln in cfg.read_text().splitlines()) if v
+        )
+    except OSError:
+        return sys.executable
+    exe = values.get("executable") or values.get("base-executable")
+    if exe and Path(exe).exists():
+        return exe
+    home = values.get("home")
+    if home:
+        for name in ("python3", "python"):
+            if (Path(home) / name).exists():
+                return str(Path(home) / name)
+    return sys.executable
+
+
+def link_venv(install: Install, target: str) -> None:
+    """Point ``venv`` at ``target`` (relative to .praxis-os) with one atomic rename."""
+    tmp = install.root / f".venv.link-{secrets.token_hex(3)}"
+    os.symlink(target, tmp)
+    os.replace(tmp, install.venv)
+    fsync_dir(install.root)
+
+
+def migrate_dir(install: Install, moved_to: str) -> None:
+    """First time: move a plain ``venv/`` to ``.venvs/<name>`` and link it back. Resumable."""
+    dest = install.root / moved_to
+    if install.venv.is_dir() and not install.venv.is_symlink():
+        dest.parent.mkdir(exist_ok=True)
+        os.replace(install.venv, dest)
+        fsync_dir(install.root)
+        faults.point("venv:between-migration-renames")
+    if not install.venv.is_symlink() and dest.is_dir():
+        link_venv(install, moved_to)
+
+
+def requirement_names(text: str) -> set[str]:
+    return {re.split(r"[<>=!~;\[@ ]", r, maxsplit=1)[0] for r in normalise_requirements(text)}
+
+
+@dataclass
+class DepsResult:
+    installer: str = ""
+    venv: str = ""  # new target under .venvs/
+    post_install: list[dict[str, str]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def _run_streamed(cmd: list[str], env: dict[str, str] | None = None) -> tuple[int, list[str]]:
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=env)
+    tail: list[str] = []
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        tail = (tail + [line.rstrip()])[-40:]
+        if sys.stdout.isatty():
+            print("    | " + line.rstrip(), flush=True)
+    return proc.wait(), tail
+
+
+def explain_install_failure(installer: str, rc: int, tail: list[str]) -> PhaseError:
+    """pip's and uv's failures as one line of cause and a hint."""
+    text = "\n".join(tail)
+    m = re.search(r"No matching distribution found for (\S+)", text) or re.search(
+        r"Because (\S+) was not found", text) or re.search(
+        r"No solution found when resolving dependencies", text)
+    if m:
+        what = m.group(1) if m.groups() else "a requirement"
+        cause = f"{what} could not be resolved"
+        hint = ("check the requirement's name and version; offline, pass --find-links DIR with a "
+                "wheelhouse (and --offline)")
+    elif _DOWNLOAD_RE.search(text):
+        cause = "the package index could not be reached"
+        hint = "check the network or proxy, or install offline: --find-links DIR --offline"
+    elif "No module named pip" in text:
+        cause = "the venv has no pip"
+        hint = "install uv (pip install uv) or recreate the venv with pip"
+    else:
+        cause = next((ln for ln in reversed(tail) if "rror" in ln), tail[-1] if tail else "")
+        hint = "see the output above; fix the requirement, then rerun `invoke upgrade`"
+    return PhaseError(f"dependency install failed ({installer} exited {rc})", cause.strip(),
+                      hint + " (the upgrade was rolled back)")
+
+
+def build_venv(install: Install, name: str, requirements: Path, *, find_links: str = "",
+               offline: bool = False) -> DepsResult:
+    """Create ``.venvs/<name>`` from the old venv's interpreter and install the requirements."""
+    res = DepsResult(venv=f"{VENVS}/{name}")
+    dest = install.root / VENVS / name
+    if dest.exists():
+        shutil.rmtree(dest)  # a half-built one from a killed run
+    dest.parent.mkdir(exist_ok=True)
+    uv = shutil.which("uv")
+    base = base_python(install)
+    mk = [base, "-m", "venv"] + (["--without-pip"] if uv else []) + [str(dest)]
+    proc = subprocess.run(mk, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise PhaseError(f"could not create a new venv with {base}",
+                         (proc.stderr or proc.stdout).strip()[-300:],
+                         "check the interpreter named in .praxis-os/venv/pyvenv.cfg")
+    py = dest / "bin" / "python"
+    if uv:
+        res.installer = "uv"
+        cmd = [uv, "pip", "install", "--python", str(py), "-r", str(requirements)]
+        if find_links:
+            cmd += ["--find-links", find_links]
+        if offline:
+            cmd += ["--offline", "--no-index"]
+    else:
+        res.installer = "pip"
+        cmd = [str(py), "-m", "pip", "install", "--disable-pip-version-check", "-r",
+               str(requirements)]
+        if find_links:
+            cmd += ["--find-links", find_links]
+        if offline:
+            cmd += ["--no-index"]
+    print(f"    installing dependencies into {res.venv} with {res.installer}", flush=True)
+    rc, tail = _run_streamed(cmd)
+    if rc != 0:
+        raise explain_install_failure(res.installer, rc, tail)
+    faults.point("venv:built")
+    return res
+
+
+def run_post_install(install: Install, venv_rel: str, requirements: Path,
+                     res: DepsResult) -> None:
+    """Post-install steps detected from requirement names (not comments)."""
+    names = requirement_names(requirements.read_text(errors="replace"))
+    py = install.root / venv_rel / "bin" / "python"
+    for name, (args, what) in POST_INSTALL.items():
+        if name not in names:
+            continue
+        cmd = [str(py), *args]
+        shown = " ".join([str(install.venv / "bin" / "python"), *args])
+        rc, tail = _run_streamed(cmd)
+        if rc == 0:
+            res.post_install.append({"command": shown, "status": "ok"})
+            continue
+        text = "\n".join(tail)
+        if _DOWNLOAD_RE.search(text):
+            res.post_install.append({"command": shown, "status": "warning"})
+            res.warnings.append(f"post-install step could not download {what}; run it later: "
+                                f"{shown}")
+            continue
+        raise PhaseError(f"post-install step failed: {shown} (exit {rc})",
+                         next((ln for ln in reversed(tail) if ln.strip()), ""),
+                         "fix it, or pass --post-install skip and run it by hand later")
+
+
+def prune_venvs(install: Install, keep: set[str]) -> list[str]:
+    """Delete environments under .venvs/ that neither the link nor a kept backup needs."""
+    d = install.root / VENVS
+    if not d.is_dir():
+        return []
+    st = venv_state(install)
+    if st.kind == "symlink":
+        keep = keep | {st.target}
+    out = []
+    for p in d.iterdir():
+        rel = f"{VENVS}/{p.name}"
+        if rel not in keep and p.is_dir():
+            rmtree_durable(p)
+            out.append(rel)
+    try:
+        d.rmdir()  # only when empty: leaves no residue after a rollback
+    except OSError:
+        pass
+    return out
