@@ -19,7 +19,8 @@ def tests(session: nox.Session) -> None:
 def lint(session: nox.Session) -> None:
     """ruff over the package, the tasks and the tests."""
     session.install("ruff")
-    session.run("ruff", "check", "upgrade_tasks", "tests", "tasks.py", "noxfile.py", "benchmarks")
+    session.run("ruff", "check", "upgrade_tasks", "tests", "tasks.py", "fabfile.py", "noxfile.py",
+                "benchmarks")
 
 
 @nox.session

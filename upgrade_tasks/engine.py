@@ -419,6 +419,8 @@ PHASE_FUNCS: dict[int, Callable[[Run], str]] = {
 # -- running one phase ----------------------------------------------------------------
 def run_phase(opts: Options, phase: int) -> None:
     """Run phase ``phase`` of the current upgrade (skipping it when already done)."""
+    if opts.hosts:
+        return  # the phases run on each host (upgrade_tasks/fleet.py), not here
     run = get_run(opts)
     if opts.dry_run:
         if phase == 0:
@@ -813,6 +815,36 @@ def status_text(opts: Options) -> str:
     if ids:
         lines.append(f"  roll back the last upgrade: invoke rollback --project {inst.project}")
     return "\n".join(lines)
+
+
+def status_json(opts: Options) -> dict[str, Any]:
+    """Machine-readable status (what the fleet controller reads from each host)."""
+    import json
+
+    inst = Install(opts.project)
+    check_target(inst)
+    out: dict[str, Any] = {"project": str(inst.project), "lock_held": probe_lock(inst.lock_file)}
+    try:
+        out["installed_commit"] = json.loads(inst.version_record.read_text()).get(
+            "installed_commit")
+    except (OSError, ValueError):
+        out["installed_commit"] = None
+    sessions = list_sessions(inst.state_dir)
+    if sessions:
+        s = sessions[-1]
+        arts0 = s.artifacts(0)
+        out["session"] = {
+            "id": s.id, "status": s.status, "completed_phases": s.completed,
+            "phase_reached": max(s.completed) if s.completed else None,
+            "source_commit_before": arts0.get("installed_commit"),
+            "source_commit_after": arts0.get("source_commit"),
+            "backup_id": s.backup_id,
+            "started_at": s.data["metadata"].get("started_at"),
+            "finished_at": s.data["metadata"].get("finished_at"),
+            "error": s.data["metadata"].get("error"),
+        }
+    out["backups"] = backup_mod.list_backups(inst)
+    return out
 
 
 def run_all(opts: Options, phases: range = range(len(PHASES))) -> None:

@@ -18,6 +18,7 @@ import os
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from .layout import CONFIG_DEFAULTS_SRC, CONFIG_NEW, CONTENT_MAP, SERVER_MAP, Install, map_source_path
 
@@ -54,6 +55,22 @@ class History:
     @property
     def commits(self) -> list[str]:
         return [c for c, _ in self.changes]
+
+
+def history_of(source: Any) -> History:
+    """The history of a source: from git, or from a snapshot's metadata."""
+    snap = getattr(source, "snapshot", None)
+    if snap:
+        h = History()
+        for commit, changes in snap["history"]["changes"]:
+            h.changes.append((str(commit), {str(k): v for k, v in changes.items()}))
+        h.versions = {str(p): set(v) for p, v in snap["history"]["versions"].items()}
+        return h
+    return load_history(source.root, source.commit)
+
+
+def blob_reader(source: Any) -> BlobReader:
+    return BlobReader(source.root, snapshot=bool(getattr(source, "snapshot", None)))
 
 
 def load_history(repo: Path, ref: str = "HEAD") -> History:
@@ -183,11 +200,19 @@ def recognise(install: Install, hist: History, blobs: dict[str, str] | None = No
 class BlobReader:
     """Read blobs from the source repository through one ``git cat-file --batch`` process."""
 
-    def __init__(self, repo: Path) -> None:
+    def __init__(self, repo: Path, snapshot: bool = False) -> None:
         self.repo = repo
+        self.snapshot = snapshot
         self._proc: subprocess.Popen[bytes] | None = None
 
     def read(self, blob: str) -> bytes | None:
+        if self.snapshot:
+            if not blob or "/" in blob:
+                return None
+            try:
+                return (self.repo / ".praxis-blobs" / blob).read_bytes()
+            except FileNotFoundError:
+                return None
         if self._proc is None:
             self._proc = subprocess.Popen(
                 ["git", "-C", str(self.repo), "cat-file", "--batch"],

@@ -17,21 +17,57 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from filelock import FileLock, Timeout
-
 from .checkpoint import now_iso
 from .errors import LockHeldError
 from .fsutil import atomic_write_json
+
+try:  # filelock 4.x needs Python 3.11; on older hosts (the zipapp) fall back to flock directly
+    from filelock import FileLock, Timeout
+except Exception:  # pragma: no cover - exercised on Python < 3.11 hosts
+    FileLock = None  # type: ignore[assignment,misc]
+
+    class Timeout(Exception):  # type: ignore[no-redef]
+        pass
+
+
+class _FlockLock:
+    """The same kernel lock as filelock's UnixFileLock: flock on a file that is never deleted."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.fd: int | None = None
+
+    def acquire(self) -> None:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise Timeout(self.path) from None
+        self.fd = fd
+
+    @property
+    def is_locked(self) -> bool:
+        return self.fd is not None
+
+    def release(self, force: bool = False) -> None:
+        if self.fd is not None:
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+            os.close(self.fd)
+            self.fd = None
+
 
 
 @dataclass
 class UpgradeLock:
     lock_file: Path
     owner_file: Path
-    _lock: FileLock | None = None
+    _lock: Any = None
 
     def acquire(self, session: str, command: str) -> None:
-        lock = FileLock(str(self.lock_file), timeout=0, is_singleton=False)
+        lock: Any = (FileLock(str(self.lock_file), timeout=0, is_singleton=False)
+                     if FileLock is not None
+                     else _FlockLock(str(self.lock_file)))
         try:
             lock.acquire()
         except Timeout:

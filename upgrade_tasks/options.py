@@ -31,6 +31,18 @@ CONFIG_DEFAULTS: dict[str, Any] = {
     "find_links": "",
     "offline": False,
     "post_install": "auto",
+    # fleet (remote hosts over SSH)
+    "hosts": "",
+    "parallel": 1,
+    "canary": 0,
+    "max_fail": 0.0,
+    "accept_new_host_keys": False,
+    "identity": "",
+    "known_hosts": "",
+    "ssh_config": "",
+    "sudo": False,
+    "remote_dir": "",
+    "report_dir": ".praxis-fleet",
     "deps": "auto",
     "no_restart": False,
     "debug": False,
@@ -51,14 +63,33 @@ FLAG_HELP: dict[str, str] = {
     "conflicting one keeps yours and writes NAME.praxis-merge + NAME.praxis-new), keep (yours "
     "stays, NAME.praxis-new beside it), theirs (take upstream; yours is in the backup), abort "
     "(stop before any change, exit 5), ask (decide per file on a terminal).",
+    "deps": "Dependencies: auto (install only if requirements changed), skip, force.",
+    "no_restart": "Do not stop or restart the running MCP server.",
+    "debug": "Show tracebacks for errors.",
     "allow_downgrade": "Allow a source older than the installed commit.",
     "find_links": "Install dependencies from this wheelhouse directory too (pip/uv --find-links).",
     "offline": "Never reach a package index (with --find-links: install only from the wheelhouse).",
     "post_install": "Post-install steps detected from requirement names (e.g. playwright "
     "browsers): auto or skip.",
-    "deps": "Dependencies: auto (install only if requirements changed), skip, force.",
-    "no_restart": "Do not stop or restart the running MCP server.",
-    "debug": "Show tracebacks for errors.",
+}
+
+#: Flags of the fleet rollout (upgrade, rollback and status on remote hosts over SSH).
+FLEET_HELP: dict[str, str] = {
+    "hosts": "Run on these hosts over SSH: user@host[:port] or ~/.ssh/config aliases, "
+    "comma-separated, or @FILE (one per line).",
+    "parallel": "How many hosts at a time (default 1).",
+    "canary": "Upgrade this many hosts first; if any canary fails, the rollout stops.",
+    "max_fail": "Failure budget in percent of all hosts: the rollout stops before its next batch "
+    "once MORE than this share of all hosts has failed (default 0: any failure stops it).",
+    "accept_new_host_keys": "Trust and record host keys not yet in known_hosts (default: refuse).",
+    "identity": "SSH private key file.",
+    "known_hosts": "known_hosts file to check host keys against (default ~/.ssh/known_hosts).",
+    "ssh_config": "ssh_config file for host aliases (default ~/.ssh/config).",
+    "sudo": "Run the engine on the hosts with sudo (installs owned by another user); the password "
+    "comes from PRAXIS_SUDO_PASSWORD or a prompt, never a command line.",
+    "remote_dir": "Absolute directory on the hosts for the zipapp, snapshots and run logs "
+    "(default ~/.cache/praxis-upgrade).",
+    "report_dir": "Where the fleet report (report.json) and failed.txt are written.",
 }
 
 
@@ -80,6 +111,17 @@ class Options:
     keep_backups: int
     probe_timeout: float
     smoke_tools: tuple[str, ...]
+    hosts: str = ""
+    parallel: int = 1
+    canary: int = 0
+    max_fail: float = 0.0
+    accept_new_host_keys: bool = False
+    identity: str = ""
+    known_hosts: str = ""
+    ssh_config: str = ""
+    sudo: bool = False
+    remote_dir: str = ""
+    report_dir: str = ".praxis-fleet"
 
     @classmethod
     def from_config(cls, section: Any) -> Options:
@@ -143,6 +185,17 @@ class Options:
             if get("find_links") else "",
             offline=bool(get("offline")),
             post_install=post_install,
+            hosts=str(get("hosts") or ""),
+            parallel=max(1, int(get("parallel"))),
+            canary=max(0, int(get("canary"))),
+            max_fail=float(get("max_fail")),
+            accept_new_host_keys=bool(get("accept_new_host_keys")),
+            identity=str(get("identity") or ""),
+            known_hosts=str(get("known_hosts") or ""),
+            ssh_config=str(get("ssh_config") or ""),
+            sudo=bool(get("sudo")),
+            remote_dir=str(get("remote_dir") or ""),
+            report_dir=str(get("report_dir") or ".praxis-fleet"),
             backup=str(get("backup") or ""),
             keep_backups=keep,
             probe_timeout=timeout,

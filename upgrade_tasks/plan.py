@@ -34,13 +34,22 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import subprocess
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .fsutil import file_sha_or_none
-from .history import BlobReader, History, git_blob_id, local_system_files, recognise, unmap_target
+from .history import (
+    BlobReader,
+    History,
+    blob_reader,
+    git_blob_id,
+    local_system_files,
+    recognise,
+    unmap_target,
+)
 from .layout import (
     CONFIG_NEW,
     GITIGNORE,
@@ -391,6 +400,9 @@ def _merge_action(a: FileAction, install: Install, source: Source, reader: BlobR
     if is_binary(local, base_data, new):
         a.resolution, a.note = "keep", "binary file: never merged"
         return
+    if shutil.which("git") is None:
+        a.resolution, a.note = "keep", "git is not installed on this host: not merged"
+        return
     merged, clean = merge3(local, base_data, new)
     a.merged_sha = hashlib.sha256(merged).hexdigest()
     a.resolution = "merged" if clean else "merge-conflict"
@@ -398,7 +410,7 @@ def _merge_action(a: FileAction, install: Install, source: Source, reader: BlobR
 
 def merged_content(a: FileAction, install: Install, source: Source, repo: Path) -> bytes:
     """Recompute the merge the plan decided on (same inputs, same bytes)."""
-    reader = BlobReader(repo)
+    reader = blob_reader(source)
     try:
         base = reader.read(a.base_blob or "")
     finally:
@@ -671,6 +683,8 @@ def render_plan(plan: Plan, install: Install, header: str = "Plan") -> str:
 
 def git_check_ignore(project: Path, paths: list[str]) -> list[str]:
     """Paths git would NOT ignore (empty when not a git work tree or all are ignored)."""
+    if shutil.which("git") is None:
+        return []
     if subprocess.run(["git", "-C", str(project), "rev-parse", "--is-inside-work-tree"],
                       capture_output=True).returncode != 0:
         return []

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import ConflictAbort, PreflightError, UsageError
-from .history import BlobReader, load_history
+from .history import BlobReader, blob_reader, history_of
 from .layout import Install
 from .manifest import read_installed_manifest
 from .mcp_client import scan_registered_tools
@@ -118,6 +118,18 @@ def check_downgrade(source: Source, installed: str | None, allow: bool) -> str |
     """Refuse a source older than the installed commit; returns a note, if any."""
     if not installed or installed == source.commit:
         return None
+    if source.snapshot:
+        if installed in set(source.snapshot.get("ancestors", [])):
+            return None
+        if installed in set(source.snapshot.get("descendants", [])):
+            if not allow:
+                raise PreflightError(
+                    f"the source ({source.short}) is older than the installed commit "
+                    f"({installed[:10]})", "this would be a downgrade",
+                    "upgrade from a newer commit, or pass --allow-downgrade if you mean it")
+            return f"downgrade from {installed[:10]} to {source.short} (--allow-downgrade)"
+        return (f"the installed commit {installed[:10]} is not in the source's history; "
+                "cannot tell whether this is an upgrade or a downgrade")
     known = subprocess.run(["git", "-C", str(source.root), "cat-file", "-e", installed + "^{commit}"],
                            capture_output=True).returncode == 0
     if not known:
@@ -172,8 +184,8 @@ def run_preflight(install: Install, source_spec: str, on_conflict: str, deps: st
     check_target(install)
     source = open_source(source_spec)
     manifest, _note = read_installed_manifest(install.installed_manifest)
-    hist = load_history(source.root, source.commit)
-    reader = BlobReader(source.root)
+    hist = history_of(source)
+    reader = blob_reader(source)
     try:
         base = load_base(install, manifest, hist, reader)
         downgrade = check_downgrade(source, base.commit, allow_downgrade)

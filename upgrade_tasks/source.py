@@ -12,6 +12,7 @@ import subprocess
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from .errors import PreflightError, UsageError
 from .gitutil import git
@@ -51,6 +52,7 @@ class Source:
     branch: str
     spec: str
     files: dict[str, SourceFile] = field(default_factory=dict)  # keyed by target path
+    snapshot: dict[str, Any] | None = None  # set for an unpacked snapshot (no git needed)
 
     @property
     def content_files(self) -> dict[str, SourceFile]:
@@ -115,6 +117,10 @@ def open_source(spec: str, commit: str | None = None) -> Source:
             "pass --source PATH (a git checkout) or --source URL",
         )
     root = _clone(spec) if is_git_url(spec) else Path(spec).expanduser().absolute()
+    from .snapshot import is_snapshot
+
+    if is_snapshot(root):
+        return _open_snapshot(root, spec)
     if commit and is_git_url(spec):
         subprocess.run(["git", "-C", str(root), "checkout", "-q", "--detach", commit],
                        capture_output=True, check=False)
@@ -213,3 +219,26 @@ def _list_files(src: Source) -> None:
             abspath=full,
             blob=blob,
         )
+
+
+def _open_snapshot(root: Path, spec: str) -> Source:
+    """An unpacked source snapshot (see :mod:`upgrade_tasks.snapshot`): verified, no git."""
+    from .snapshot import load_meta, verify_file
+
+    meta = load_meta(root)
+    src = Source(root=root, commit=str(meta["commit"]), branch=str(meta.get("branch", "")),
+                 spec=spec, snapshot=meta)
+    for path, info in meta["files"].items():
+        mapped = map_source_path(path)
+        if mapped is None:
+            continue
+        area, target = mapped
+        full = root / path
+        if full.is_symlink() or not full.is_file():
+            raise PreflightError(f"source snapshot entry {path} is missing or not a regular file",
+                                 "the snapshot is incomplete", "upload it again")
+        data = verify_file(root, path, str(info["blob"]))
+        src.files[target] = SourceFile(
+            src=path, target=target, area=area, sha256=hashlib.sha256(data).hexdigest(),
+            size=len(data), mode=int(info["mode"]), abspath=full, blob=str(info["blob"]))
+    return src

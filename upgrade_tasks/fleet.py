@@ -1,0 +1,603 @@
+"""Remote hosts over SSH (Fabric): the same upgrade on one host or a fleet.
+
+The engine runs *on each host*: the controller uploads this package as a
+self-contained zipapp and a snapshot of the source commit (hosts need python3 >=
+3.9 and sshd, no network, no access to the source repository), starts the run
+detached from the SSH session, and follows its log, prefixing each line with
+the host. The lock, checkpoint, backup and rollback are the host's own, written
+by code running there: a dropped connection leaves the run going to a
+consistent end, and rerunning the same command reattaches to it or resumes.
+
+Rollout: ``--canary K`` hosts first (any failure stops the rollout), then
+batches of ``--parallel N``; the failure budget ``--max-fail PCT`` stops the
+rollout before its next batch once more than PCT% of all hosts have failed.
+Host keys are checked against known_hosts (unknown keys refused unless
+``--accept-new-host-keys``); every value put in a remote command is quoted; no
+secret is ever put in a command line, a log or a report.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import math
+import os
+import re
+import shlex
+import socket
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .checkpoint import now_iso
+from .errors import UsageError
+from .options import Options
+from .snapshot import make_snapshot, snapshot_name
+from .source import Source, open_source
+from .zipapp import build_zipapp
+
+EXIT_SOME_FAILED = 9
+EXIT_STOPPED = 10
+PHASE_RE = re.compile(r"^\[(\d)/5\] (\w+)")
+
+
+# -- hosts and the budget ------------------------------------------------------------
+def split_host(item: str) -> tuple[str, str | None]:
+    """``user@host:port`` or ``alias``, optionally ``=/abs/project`` (a per-host project)."""
+    host, sep, project = item.partition("=")
+    if sep and not project.startswith("/"):
+        raise UsageError(f"per-host project {project!r} of {host} is not absolute",
+                         "remote paths must be absolute", f"write {host}=/abs/path/to/project")
+    return host.strip(), (project.strip() if sep else None)
+
+
+def parse_hosts(spec: str) -> list[str]:
+    """``h1,h2`` or ``@FILE`` (one host per line, ``#`` comments); duplicates removed.
+
+    An entry may end with ``=/abs/project`` to name that host's project directory.
+    """
+    items: list[str] = []
+    for part in spec.split(","):
+        part = part.strip()
+        if part.startswith("@"):
+            path = Path(part[1:]).expanduser()
+            try:
+                lines = path.read_text().splitlines()
+            except OSError as exc:
+                raise UsageError(f"cannot read the host list {path}", str(exc),
+                                 "pass --hosts h1,h2 or @FILE with one host per line") from exc
+            items += [ln.split("#", 1)[0].strip() for ln in lines]
+        else:
+            items.append(part)
+    out: list[str] = []
+    for h in items:
+        if h and h not in out:
+            out.append(h)
+    if not out:
+        raise UsageError("no hosts given", "--hosts is empty", "pass --hosts h1,h2 or @FILE")
+    return out
+
+
+@dataclass(frozen=True)
+class Budget:
+    total: int
+    pct: float
+
+    @property
+    def allowed(self) -> int:
+        """Failures tolerated: floor(total * pct / 100); more than that stops the rollout."""
+        return math.floor(self.total * self.pct / 100 + 1e-9)
+
+    def exceeded(self, failed: int) -> bool:
+        return failed > self.allowed
+
+    def sentence(self) -> str:
+        return (f"failure budget: the rollout stops before its next batch once more than "
+                f"{self.pct:g}% of {self.total} hosts have failed, i.e. more than "
+                f"{self.allowed} host(s)")
+
+
+def plan_batches(hosts: list[str], canary: int, parallel: int) -> list[tuple[str, list[str]]]:
+    """``[("canary", [...]), ("batch 1", [...]), ...]``."""
+    out: list[tuple[str, list[str]]] = []
+    k = min(canary, len(hosts))
+    if k:
+        out.append(("canary", hosts[:k]))
+    rest = hosts[k:]
+    for i in range(0, len(rest), parallel):
+        out.append((f"batch {i // parallel + 1}", rest[i:i + parallel]))
+    return out
+
+
+# -- output -------------------------------------------------------------------------------
+class Redactor:
+    def __init__(self, secrets: list[str]) -> None:
+        self.secrets = [s for s in secrets if s]
+
+    def __call__(self, text: str) -> str:
+        for s in self.secrets:
+            text = text.replace(s, "****")
+        return text
+
+
+@dataclass
+class HostResult:
+    host: str
+    result: str = "pending"  # ok | failed | unreachable | skipped
+    exit_code: int | None = None
+    phase_reached: str = ""
+    old_commit: str | None = None
+    new_commit: str | None = None
+    duration_s: float = 0.0
+    backup_id: str | None = None
+    message: str = ""
+    last_line: str = ""
+    tail: list[str] = field(default_factory=list)
+
+
+class Console:
+    """Plain lines prefixed by host, or a live per-host table on a terminal."""
+
+    def __init__(self, redact: Redactor, live: bool | None = None) -> None:
+        self.redact = redact
+        self.live = sys.stdout.isatty() if live is None else live
+        self.lock = threading.Lock()
+        self.rows: dict[str, HostResult] = {}
+        self._drawn = 0
+
+    def say(self, text: str) -> None:
+        with self.lock:
+            self._clear()
+            print(self.redact(text), flush=True)
+            self._draw()
+
+    def line(self, host: str, text: str) -> None:
+        text = self.redact(text.rstrip("\n"))
+        with self.lock:
+            row = self.rows.get(host)
+            if row is not None:
+                row.tail = (row.tail + [text])[-30:]
+                if not text.startswith("PRAXIS-STATUS "):
+                    row.last_line = text
+                m = PHASE_RE.match(text)
+                if m:
+                    row.phase_reached = f"{m.group(1)} {m.group(2)}"
+            if text.startswith("PRAXIS-STATUS "):
+                return  # machine-readable, for the report
+            if self.live:
+                self._clear()
+                self._draw()
+            else:
+                print(f"[{host}] {text}", flush=True)
+
+    def _clear(self) -> None:
+        if self.live and self._drawn:
+            sys.stdout.write(f"\x1b[{self._drawn}F\x1b[J")
+            self._drawn = 0
+
+    def _draw(self) -> None:
+        if not self.live or not self.rows:
+            return
+        lines = [f"{'host':<28} {'state':<11} {'phase':<12} last line"]
+        for r in self.rows.values():
+            lines.append(f"{r.host[:28]:<28} {r.result:<11} {r.phase_reached[:12]:<12} "
+                         f"{r.last_line[:60]}")
+        sys.stdout.write("\n".join(lines) + "\n")
+        sys.stdout.flush()
+        self._drawn = len(lines)
+
+
+class _HostStream:
+    """A file-like sink for Fabric's out_stream: splits lines, hands them to the console."""
+
+    def __init__(self, console: Console, host: str) -> None:
+        self.console, self.host, self.buf = console, host, ""
+
+    def write(self, s: str) -> int:
+        self.buf += s
+        while "\n" in self.buf:
+            line, self.buf = self.buf.split("\n", 1)
+            self.console.line(self.host, line)
+        return len(s)
+
+    def flush(self) -> None:
+        pass
+
+
+# -- one host -------------------------------------------------------------------------------------
+@dataclass
+class Prepared:
+    """What the controller ships: the zipapp and the source snapshot (built once per run)."""
+
+    pyz: Path
+    snapshot: Path | None
+    commit: str | None
+
+
+def prepare(opts: Options, need_source: bool) -> Prepared:
+    work = Path(tempfile.gettempdir()) / "praxis-upgrade-controller"
+    pyz = build_zipapp(work)
+    if not need_source:
+        return Prepared(pyz, None, None)
+    src: Source = open_source(opts.source)
+    return Prepared(pyz, make_snapshot(src, work / "snapshots"), src.commit)
+
+
+def connect(host: str, opts: Options) -> Any:
+    """A Fabric Connection whose host key is checked against known_hosts."""
+    from fabric import Config, Connection
+
+    cfg_kwargs: dict[str, Any] = {"overrides": {"run": {"in_stream": False}}}
+    if opts.ssh_config:
+        cfg_kwargs["runtime_ssh_path"] = opts.ssh_config
+    config = Config(**cfg_kwargs)
+    connect_kwargs: dict[str, Any] = {}
+    if opts.identity:
+        connect_kwargs.update(key_filename=opts.identity, look_for_keys=False, allow_agent=False)
+    c = Connection(host, config=config, connect_timeout=10, connect_kwargs=connect_kwargs)
+    apply_host_key_policy(c, opts)
+    return c
+
+
+def known_hosts_path(c: Any, opts: Options) -> Path:
+    if opts.known_hosts:
+        return Path(opts.known_hosts).expanduser()
+    from_cfg = c.ssh_config.get("userknownhostsfile") if hasattr(c, "ssh_config") else None
+    if from_cfg:
+        return Path(str(from_cfg).split()[0]).expanduser()
+    return Path("~/.ssh/known_hosts").expanduser()
+
+
+def apply_host_key_policy(c: Any, opts: Options) -> None:
+    """Fabric accepts any host key by default; we check known_hosts and refuse unknown keys."""
+    import paramiko
+
+    path = known_hosts_path(c, opts)
+    c.client._host_keys_filename = None
+    if path.exists():
+        c.client.load_host_keys(str(path))
+    if opts.accept_new_host_keys:
+        c.client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+    else:
+        c.client.set_missing_host_key_policy(paramiko.RejectPolicy())
+    c._praxis_known_hosts = path
+
+
+def _q(argv: list[str]) -> str:
+    return " ".join(shlex.quote(a) for a in argv)
+
+
+def _forwarded_env() -> str:
+    """Test-only fault hooks travel to the host (never secrets)."""
+    pairs = [f"{k}={shlex.quote(v)}" for k, v in sorted(os.environ.items())
+             if k.startswith("PRAXIS_UPGRADE_") or k in ("PRAXIS_MCP_PORT",)]
+    return ("env " + " ".join(pairs) + " ") if pairs else ""
+
+
+def engine_args(command: str, opts: Options, source_dir: str | None) -> list[str]:
+    args = [command, "--project", str(opts.project)]
+    if source_dir and command == "upgrade":
+        args += ["--source", source_dir]
+    if command == "upgrade":
+        if opts.on_conflict != "merge":
+            args += ["--on-conflict", opts.on_conflict]
+        if opts.deps != "auto":
+            args += ["--deps", opts.deps]
+        for flag, on in (("--no-restart", opts.no_restart),
+                         ("--allow-downgrade", opts.allow_downgrade), ("--offline", opts.offline)):
+            if on:
+                args.append(flag)
+        if opts.find_links:
+            args += ["--find-links", opts.find_links]
+        if opts.post_install != "auto":
+            args += ["--post-install", opts.post_install]
+        if opts.dry_run:
+            args.append("--dry-run")
+    if command == "rollback" and opts.backup:
+        args += ["--backup", opts.backup]
+    if command == "rollback" and opts.no_restart:
+        args.append("--no-restart")
+    return args
+
+
+def run_on_host(c: Any, command: str, opts: Options, prep: Prepared, console: Console,
+                sudo_password: str | None, label: str | None = None) -> HostResult:
+    host = label or (c.original_host if hasattr(c, "original_host") else str(c.host))
+    res = console.rows.setdefault(host, HostResult(host))
+    res.result = "running"
+    t0 = time.monotonic()
+    if not str(opts.project).startswith("/"):
+        raise UsageError("--project must be an absolute path on remote hosts",
+                         f"got {opts.project}", "pass --project /abs/path")
+
+    def run(cmd: str, stream: bool = False) -> Any:
+        kw: dict[str, Any] = {"hide": True, "warn": True, "in_stream": False, "pty": False}
+        if stream:
+            out = _HostStream(console, host)
+            kw.update(out_stream=out, err_stream=out, hide=False)
+        if opts.sudo:
+            return c.sudo(cmd, password=sudo_password or "", **kw)
+        return c.run(cmd, **kw)
+
+    try:
+        boot = BOOTSTRAP.replace("REMOTE_DIR", repr(opts.remote_dir)).replace(
+            "NAMES", repr([prep.pyz.name] + ([f"sources/{snapshot_name(prep.commit)}"]
+                                             if prep.commit else [])))
+        r = run("python3 -c " + shlex.quote(boot))
+        if r.exited != 0 or not r.stdout.startswith("PRAXIS-BOOT"):
+            text = (r.stderr or r.stdout).strip()
+            if r.exited == 127 or "not found" in text:
+                res.message = ("python3 was not found on the host; it needs python3 >= 3.9 "
+                               "(and sshd), nothing else: install python3 there and rerun")
+            else:
+                res.message = f"python3 failed on the host: {text[-200:]}"
+            return _done(res, "failed", 2, t0)
+        _tag, ver, rdir, have = (r.stdout.splitlines()[0].split("\t") + [""])[:4]
+        if tuple(int(x) for x in ver.split(".")) < (3, 9):
+            res.message = f"python3 on the host is {ver}; the upgrader needs >= 3.9"
+            return _done(res, "failed", 2, t0)
+        if not rdir.startswith("/"):
+            raise UsageError("--remote-dir must be absolute", rdir, "pass an absolute path")
+        present = set(have.split(",")) if have else set()
+        pyz_remote = f"{rdir}/{prep.pyz.name}"
+        if prep.pyz.name not in present:
+            _upload(c, run, prep.pyz, pyz_remote)
+        py = f"{_forwarded_env()}python3 {shlex.quote(pyz_remote)}"
+        go = ["--project", str(opts.project)]
+        source_dir = None
+        if prep.snapshot is not None and prep.commit:
+            name = f"sources/{snapshot_name(prep.commit)}"
+            if name not in present:
+                _upload(c, run, prep.snapshot, f"{rdir}/{name}")
+            source_dir = f"{rdir}/sources/{prep.commit}"
+            go += ["--snapshot", f"{rdir}/{name}", "--source-dir", source_dir]
+        if command == "upgrade" and not opts.dry_run:
+            go += ["--detach"]
+        go.append(f"{rdir}/runs")
+        t = run(f"{py} go {_q(go)} -- {_q(engine_args(command, opts, source_dir))}", stream=True)
+        code = int(t.exited)
+        for ln in reversed(res.tail):
+            if ln.startswith("PRAXIS-STATUS "):
+                _fill_from_status(res, ln[len("PRAXIS-STATUS "):])
+                break
+        res.tail = [x for x in res.tail if not x.startswith("PRAXIS-STATUS ")]
+        if code == -1:  # the channel closed without an exit status: the connection dropped
+            res.message = (f"connection to {host} lost during the run. The run continues on the "
+                           "host to a consistent end; rerun the same command to reattach or "
+                           "resume")
+        elif code != 0:
+            err = [i for i, ln in enumerate(res.tail) if ln.startswith("error[")]
+            res.message = (" ".join(x.strip() for x in res.tail[err[-1]:]) if err
+                           else res.last_line or f"exit {code}")
+        return _done(res, "ok" if code == 0 else "failed", code, t0)
+    except UsageError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - every SSH failure becomes a host result
+        res.message = describe_ssh_error(exc, host, c, opts)
+        return _done(res, "unreachable" if _is_connect_error(exc) else "failed", None, t0)
+
+
+#: One round trip before anything else: python version, the remote dir (created), and which
+#: of the content-addressed artifacts are already there.
+BOOTSTRAP = """
+import os, sys
+rdir = REMOTE_DIR or os.path.join(os.path.expanduser('~'), '.cache', 'praxis-upgrade')
+for sub in ('runs', 'sources'):
+    os.makedirs(os.path.join(rdir, sub), exist_ok=True)
+have = [n for n in NAMES if os.path.isfile(os.path.join(rdir, n))]
+print('PRAXIS-BOOT\t%d.%d\t%s\t%s' % (sys.version_info[0], sys.version_info[1], rdir, ','.join(have)))
+"""
+
+
+def _upload(c: Any, run: Callable[..., Any], local: Path, remote: str) -> None:
+    """Upload to a temp name, then an atomic rename (hosts may share a disk)."""
+    tmp = f"{remote}.tmp-{os.getpid()}-{threading.get_ident()}"
+    c.put(str(local), remote=tmp)
+    run(_q(["mv", "-f", tmp, remote]))
+
+
+def _fill_from_status(res: HostResult, text: str) -> None:
+    try:
+        st = json.loads(text.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        return
+    sess = st.get("session") or {}
+    res.old_commit = sess.get("source_commit_before")
+    res.new_commit = st.get("installed_commit") or sess.get("source_commit_after")
+    res.backup_id = sess.get("backup_id")
+    if sess.get("phase_reached") is not None and not res.phase_reached:
+        res.phase_reached = str(sess["phase_reached"])
+    if sess.get("status") and sess.get("status") != "completed":
+        res.phase_reached = f"{res.phase_reached} ({sess['status']})".strip()
+
+
+def _done(res: HostResult, result: str, code: int | None, t0: float) -> HostResult:
+    res.result, res.exit_code, res.duration_s = result, code, round(time.monotonic() - t0, 2)
+    return res
+
+
+def _is_connect_error(exc: BaseException) -> bool:
+    import paramiko
+
+    return isinstance(exc, (paramiko.ssh_exception.NoValidConnectionsError, socket.timeout,
+                            socket.gaierror, ConnectionRefusedError, paramiko.SSHException,
+                            paramiko.AuthenticationException))
+
+
+def describe_ssh_error(exc: BaseException, host: str, c: Any, opts: Options) -> str:
+    import paramiko
+
+    text = str(exc)
+    if isinstance(exc, paramiko.SSHException) and "not found in known_hosts" in text:
+        kh = getattr(c, "_praxis_known_hosts", "~/.ssh/known_hosts")
+        port = getattr(c, "port", 22)
+        name = getattr(c, "host", host)
+        return (f"host key of {name} is not in {kh}; refused. Check the fingerprint, then trust "
+                f"it: ssh-keyscan -p {port} {name} >> {kh} (or pass --accept-new-host-keys)")
+    if isinstance(exc, paramiko.AuthenticationException):
+        return f"authentication failed for {host}: check --identity or your ssh-agent"
+    if isinstance(exc, (paramiko.ssh_exception.NoValidConnectionsError, ConnectionRefusedError,
+                        socket.timeout, socket.gaierror)):
+        return f"cannot connect to {host}: {text}"
+    if isinstance(exc, (EOFError, paramiko.SSHException, OSError)):
+        return (f"connection to {host} lost: {text or type(exc).__name__}. The run continues on "
+                "the host to a consistent end; rerun the same command to reattach or resume")
+    return f"{type(exc).__name__}: {text}"
+
+
+# -- the fleet -----------------------------------------------------------------------------------------
+@dataclass
+class FleetResult:
+    command: str
+    hosts: list[HostResult] = field(default_factory=list)
+    stopped_by: str = ""
+    exit_code: int = 0
+    report: Path | None = None
+    failed_file: Path | None = None
+
+
+def sudo_password(opts: Options) -> str | None:
+    if not opts.sudo:
+        return None
+    pw = os.environ.get("PRAXIS_SUDO_PASSWORD")
+    if pw is None and sys.stdin is not None and sys.stdin.isatty():
+        pw = getpass.getpass("sudo password for the hosts: ")
+    return pw
+
+
+def rollout(command: str, opts: Options, console: Console | None = None) -> FleetResult:
+    hosts = parse_hosts(opts.hosts)
+    pw = sudo_password(opts)
+    console = console or Console(Redactor([pw or ""]))
+    budget = Budget(len(hosts), opts.max_fail)
+    batches = plan_batches(hosts, opts.canary if command == "upgrade" else 0, opts.parallel)
+    need_source = command == "upgrade"
+    prep = prepare(opts, need_source)
+    fr = FleetResult(command)
+    console.say(f"{command} on {len(hosts)} host(s), {opts.parallel} at a time"
+                + (f", {min(opts.canary, len(hosts))} canary first" if opts.canary and
+                   command == "upgrade" else "") + f"; {budget.sentence()}")
+    if prep.commit:
+        console.say(f"source commit {prep.commit[:10]}, zipapp {prep.pyz.name}")
+    for h in hosts:
+        console.rows[h] = HostResult(h)
+    failed = 0
+    t0 = time.monotonic()
+    for label, batch in batches:
+        console.say(f"-- {label}: {', '.join(batch)}")
+        with ThreadPoolExecutor(max_workers=min(opts.parallel, len(batch))) as pool:
+            futs = [pool.submit(_one, h, command, opts, prep, console, pw) for h in batch]
+            for f in futs:
+                r = f.result()
+                console.rows[r.host] = r
+        failed = sum(1 for r in console.rows.values() if r.result in ("failed", "unreachable"))
+        if label == "canary" and any(console.rows[h].result != "ok" for h in batch):
+            fr.stopped_by = "a canary failed"
+            break
+        if command == "upgrade" and budget.exceeded(failed) and label != batches[-1][0]:
+            fr.stopped_by = f"failure budget exceeded ({failed} > {budget.allowed})"
+            break
+    for r in console.rows.values():
+        if r.result == "pending":
+            r.result, r.message = "skipped", f"not started: {fr.stopped_by}"
+    fr.hosts = list(console.rows.values())
+    if fr.stopped_by:
+        fr.exit_code = EXIT_STOPPED
+    elif failed:
+        fr.exit_code = EXIT_SOME_FAILED
+    write_reports(fr, opts, budget, prep, time.monotonic() - t0, console.redact)
+    console.say(summary_table(fr))
+    return fr
+
+
+def _one(item: str, command: str, opts: Options, prep: Prepared, console: Console,
+         pw: str | None) -> HostResult:
+    c = None
+    host, project = split_host(item)
+    if project:
+        from dataclasses import replace
+
+        opts = replace(opts, project=Path(project))
+    try:
+        c = connect(host, opts)
+        r = run_on_host(c, command, opts, prep, console, pw, label=item)
+        if opts.accept_new_host_keys:
+            try:
+                path = Path(c._praxis_known_hosts)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                c.client.save_host_keys(str(path))
+            except OSError:
+                pass
+        return r
+    except UsageError as exc:
+        return HostResult(item, "failed", 2, message=exc.render())
+    except Exception as exc:  # noqa: BLE001
+        return HostResult(item, "unreachable", None, message=describe_ssh_error(exc, host, c, opts))
+    finally:
+        if c is not None:
+            try:
+                c.close()
+            except Exception:  # noqa: BLE001
+                pass
+
+
+def summary_table(fr: FleetResult) -> str:
+    lines = [f"{'host':<28} {'result':<11} {'phase':<14} {'old':<10} {'new':<10} "
+             f"{'seconds':>7}  backup / message"]
+    for r in fr.hosts:
+        tail = r.backup_id or ""
+        if r.result != "ok":
+            tail = r.message
+        lines.append(f"{r.host[:28]:<28} {r.result:<11} {r.phase_reached[:14]:<14} "
+                     f"{(r.old_commit or '-')[:10]:<10} {(r.new_commit or '-')[:10]:<10} "
+                     f"{r.duration_s:>7.2f}  {tail}")
+    ok = sum(1 for r in fr.hosts if r.result == "ok")
+    lines.append(f"{ok}/{len(fr.hosts)} host(s) ok" + (f"; stopped: {fr.stopped_by}"
+                                                        if fr.stopped_by else ""))
+    if fr.report:
+        lines.append(f"report: {fr.report}")
+    if fr.failed_file:
+        lines.append(f"failed hosts: {fr.failed_file} (rerun them with --hosts @{fr.failed_file})")
+    return "\n".join(lines)
+
+
+def write_reports(fr: FleetResult, opts: Options, budget: Budget, prep: Prepared, seconds: float,
+                  redact: Redactor) -> None:
+    d = Path(opts.report_dir).expanduser()
+    d.mkdir(parents=True, exist_ok=True)
+    rep: dict[str, Any] = {
+        "command": fr.command, "finished_at": now_iso(), "seconds": round(seconds, 2),
+        "project": str(opts.project), "source_commit": prep.commit,
+        "budget": {"max_fail_pct": budget.pct, "hosts": budget.total,
+                   "allowed_failures": budget.allowed, "rule": budget.sentence()},
+        "parallel": opts.parallel, "canary": opts.canary, "stopped_by": fr.stopped_by,
+        "exit_code": fr.exit_code,
+        "hosts": [{k: v for k, v in asdict(r).items() if k not in ("last_line", "tail")}
+                  for r in fr.hosts],
+    }
+    fr.report = d / "report.json"
+    tmp = fr.report.with_suffix(".tmp")
+    tmp.write_text(redact(json.dumps(rep, indent=2, sort_keys=True)) + "\n")
+    os.replace(tmp, fr.report)
+    failed = [r.host for r in fr.hosts if r.result in ("failed", "unreachable")]
+    fr.failed_file = d / "failed.txt"
+    fr.failed_file.write_text("".join(h + "\n" for h in failed))
+    if not failed:
+        fr.failed_file = None
+
+
+def single_host(c: Any, command: str, opts: Options) -> HostResult:
+    """``fab -H host task``: Fabric hands us the Connection; same work as one fleet host."""
+    apply_host_key_policy(c, opts)
+    pw = sudo_password(opts)
+    console = Console(Redactor([pw or ""]), live=False)
+    prep = prepare(opts, command == "upgrade")
+    host = f"{c.user}@{c.host}:{c.port}"
+    console.rows[host] = HostResult(host)
+    return run_on_host(c, command, opts, prep, console, pw, label=host)

@@ -1,0 +1,290 @@
+"""The engine's command line on a remote host: ``python3 praxis-upgrade.pyz COMMAND ...``.
+
+Needs only python3 >= 3.9 (no invoke, no git, no network). The controller uploads
+the zipapp and a source snapshot, then runs ``run-detached upgrade ...`` so the
+upgrade keeps going to a consistent end if the SSH connection drops, and follows
+its log with ``tail``; rerunning finds a live run with ``attach-info`` and
+reattaches. Exit codes are the same as the Invoke tasks'.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import uuid
+from pathlib import Path
+
+from . import engine
+from .errors import EXIT_INTERRUPTED, UpgradeError
+from .options import CONFIG_DEFAULTS, Options
+
+
+def _options(ns: argparse.Namespace) -> Options:
+    cfg = dict(CONFIG_DEFAULTS)
+    for key in CONFIG_DEFAULTS:
+        v = getattr(ns, key, None)
+        if v not in (None, "", False):
+            cfg[key] = v
+    cfg["yes"] = True
+    return Options.from_config(cfg)
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--project", required=True)
+    p.add_argument("--source", default="")
+    p.add_argument("--dry-run", dest="dry_run", action="store_true")
+    p.add_argument("--on-conflict", dest="on_conflict", default="")
+    p.add_argument("--deps", default="")
+    p.add_argument("--no-restart", dest="no_restart", action="store_true")
+    p.add_argument("--allow-downgrade", dest="allow_downgrade", action="store_true")
+    p.add_argument("--find-links", dest="find_links", default="")
+    p.add_argument("--offline", action="store_true")
+    p.add_argument("--post-install", dest="post_install", default="")
+    p.add_argument("--backup", default="")
+    p.add_argument("--debug", action="store_true")
+
+
+def _run_engine(cmd: str, opts: Options, as_json: bool) -> int:
+    try:
+        if cmd == "upgrade":
+            engine.run_all(opts)
+        elif cmd == "rollback":
+            print(engine.manual_rollback(opts), flush=True)
+        elif cmd == "status":
+            if as_json:
+                print(json.dumps(engine.status_json(opts), sort_keys=True), flush=True)
+            else:
+                print(engine.status_text(opts), flush=True)
+    except UpgradeError as exc:
+        print(exc.render(), file=sys.stderr, flush=True)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    return 0
+
+
+def _runs(run_dir: Path) -> Path:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return run_dir
+
+
+def run_detached(run_dir: Path, args: list[str]) -> str:
+    """Start ``args`` in a new session, detached from this SSH connection; return the run id.
+
+    Forks (the modules are already loaded: no second interpreter start); the child becomes a
+    session leader, logs to ``<id>.log`` and writes its exit code to ``<id>.rc``.
+    """
+    rid = time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
+    d = _runs(run_dir)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    r, w = os.pipe()
+    first = os.fork()
+    if first == 0:  # double fork: the run is re-parented to init, outside the SSH session
+        os.close(r)
+        os.setsid()
+        pid = os.fork()
+        if pid != 0:
+            os.write(w, str(pid).encode())
+            os._exit(0)
+        os.close(w)
+        code = 1
+        try:
+            fd = os.open(d / f"{rid}.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            null = os.open(os.devnull, os.O_RDONLY)
+            os.dup2(null, 0)
+            os.dup2(fd, 1)
+            os.dup2(fd, 2)
+            code = main(args)
+        finally:
+            try:
+                sys.stdout.flush()
+                tmp = d / f"{rid}.rc.tmp"
+                tmp.write_text(str(code))
+                os.replace(tmp, d / f"{rid}.rc")
+            finally:
+                os._exit(code)
+    os.close(w)
+    pid = int(os.read(r, 32).decode() or "0")
+    os.close(r)
+    os.waitpid(first, 0)
+    project = args[args.index("--project") + 1] if "--project" in args else ""
+    info = {"id": rid, "pid": pid, "project": project, "command": args[0],
+            "started": time.time()}
+    tmp = d / f"{rid}.json.tmp"
+    tmp.write_text(json.dumps(info))
+    os.replace(tmp, d / f"{rid}.json")
+    return rid
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            return b") Z" not in fh.read()
+    except OSError:
+        return True
+
+
+def attach_info(run_dir: Path, project: str) -> str:
+    """The id of a live run for ``project`` (empty when none)."""
+    if not run_dir.is_dir():
+        return ""
+    for info_path in sorted(run_dir.glob("*.json"), reverse=True):
+        try:
+            info = json.loads(info_path.read_text())
+        except (OSError, ValueError):
+            continue
+        rid = str(info.get("id"))
+        if info.get("project") == project and not (run_dir / f"{rid}.rc").exists() and \
+                _pid_alive(int(info.get("pid", 0))):
+            return rid
+    return ""
+
+
+def tail(run_dir: Path, rid: str, timeout: float = 24 * 3600) -> int:
+    """Print the run's log as it grows; return its exit code when it has finished."""
+    log = run_dir / f"{rid}.log"
+    rc_file = run_dir / f"{rid}.rc"
+    info = json.loads((run_dir / f"{rid}.json").read_text())
+    pos = 0
+    deadline = time.monotonic() + timeout
+    while True:
+        done = rc_file.exists()
+        try:
+            with open(log, "rb") as fh:
+                fh.seek(pos)
+                chunk = fh.read()
+        except FileNotFoundError:
+            chunk = b""
+        if chunk:
+            sys.stdout.buffer.write(chunk)
+            sys.stdout.flush()
+            pos += len(chunk)
+        if done:
+            return int(rc_file.read_text().strip() or "1")
+        if not _pid_alive(int(info["pid"])):
+            time.sleep(0.2)
+            if not rc_file.exists():
+                print("the run on this host ended without an exit code (killed?); rerun to "
+                      "resume or roll back", flush=True)
+                return 1
+        if time.monotonic() > deadline:
+            return 1
+        time.sleep(0.05)
+
+
+def go(run_dir: Path, project: str, snapshot: str, source_dir: str, detach: bool,
+       args: list[str]) -> int:
+    """The controller's one command per host: unpack the snapshot, attach to a live run or
+    start one (detached from this connection), follow it, then print the status as JSON."""
+    if snapshot and source_dir:
+        from .snapshot import unpack
+
+        try:
+            unpack(Path(snapshot), Path(source_dir))
+        except UpgradeError as exc:
+            print(exc.render(), flush=True)
+            return exc.exit_code
+    if detach:
+        rid = attach_info(run_dir, project)
+        if rid:
+            print(f"reattaching to the run in progress ({rid})", flush=True)
+        else:
+            rid = run_detached(run_dir, args)
+        code = tail(run_dir, rid)
+    else:
+        code = main(args)
+    if args and args[0] in ("upgrade", "rollback"):
+        try:
+            opts = _options(argparse.Namespace(project=project))
+            print("PRAXIS-STATUS " + json.dumps(engine.status_json(opts), sort_keys=True),
+                  flush=True)
+        except UpgradeError:
+            pass
+    return code
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "_run":  # the detached child
+        run_dir, rid, rest = Path(argv[1]), argv[2], argv[3:]
+        code = main(rest)
+        tmp = run_dir / f"{rid}.rc.tmp"
+        tmp.write_text(str(code))
+        os.replace(tmp, run_dir / f"{rid}.rc")
+        return code
+    ap = argparse.ArgumentParser(prog="praxis-upgrade.pyz")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    for name in ("upgrade", "rollback", "status"):
+        p = sub.add_parser(name)
+        _add_common(p)
+        if name == "status":
+            p.add_argument("--json", action="store_true")
+    p = sub.add_parser("run-detached")
+    p.add_argument("run_dir")
+    p.add_argument("args", nargs=argparse.REMAINDER)
+    p = sub.add_parser("attach-info")
+    p.add_argument("run_dir")
+    p.add_argument("--project", required=True)
+    p = sub.add_parser("tail")
+    p.add_argument("run_dir")
+    p.add_argument("run_id")
+    p = sub.add_parser("go")
+    p.add_argument("run_dir")
+    p.add_argument("--project", required=True)
+    p.add_argument("--snapshot", default="")
+    p.add_argument("--source-dir", dest="source_dir", default="")
+    p.add_argument("--detach", action="store_true")
+    p.add_argument("args", nargs=argparse.REMAINDER)
+    p = sub.add_parser("unpack")
+    p.add_argument("archive")
+    p.add_argument("dest")
+    p = sub.add_parser("version")
+    ns = ap.parse_args(argv)
+    if ns.cmd in ("upgrade", "rollback", "status"):
+        try:
+            opts = _options(ns)
+        except UpgradeError as exc:
+            print(exc.render(), file=sys.stderr)
+            return exc.exit_code
+        return _run_engine(ns.cmd, opts, bool(getattr(ns, "json", False)))
+    if ns.cmd == "run-detached":
+        args = [a for a in ns.args if a != "--"]
+        print(run_detached(Path(ns.run_dir), args), flush=True)
+        return 0
+    if ns.cmd == "attach-info":
+        print(attach_info(Path(ns.run_dir), ns.project), flush=True)
+        return 0
+    if ns.cmd == "tail":
+        return tail(Path(ns.run_dir), ns.run_id)
+    if ns.cmd == "go":
+        return go(Path(ns.run_dir), ns.project, ns.snapshot, ns.source_dir, ns.detach,
+                  [a for a in ns.args if a != "--"])
+    if ns.cmd == "unpack":
+        from .snapshot import unpack
+
+        try:
+            print(unpack(Path(ns.archive), Path(ns.dest)), flush=True)
+        except UpgradeError as exc:
+            print(exc.render(), file=sys.stderr)
+            return exc.exit_code
+        return 0
+    if ns.cmd == "version":
+        from . import __version__
+
+        print(json.dumps({"version": __version__, "python": list(sys.version_info[:3])}))
+        return 0
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
