@@ -35,3 +35,11 @@ def bench(session: nox.Session) -> None:
     """Benchmarks: median timings of dry-run, upgrade, no-op, rollback, status."""
     session.install("-e", ".[dev]")
     session.run("python", "-m", "benchmarks.run", *session.posargs)
+
+
+@nox.session
+def crash(session: nox.Session) -> None:
+    """SIGKILL an upgrade at every durable step (+50 random points in copy loops); resume and
+    roll back each; prints the table and fails on any point that ends in a mixed state."""
+    session.install("-e", ".[dev]")
+    session.run("python", "tests/crash_harness.py", *session.posargs)

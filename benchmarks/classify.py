@@ -59,7 +59,7 @@ def measure(files: int = 1000, commits: int = 100, runs: int = 5) -> list[dict[s
         rows = []
         for label, manifest in (("no manifest (history)", False), ("installed manifest", True)):
             proj = base / f"p-{manifest}"
-            install_at(proj, repo, shas[commits // 2], with_manifest=manifest, venv=False)
+            install_at(proj, repo, shas[commits // 2], with_manifest=manifest)
             # a few user edits so merges are part of the work
             for i in (600, 700, 800, 900, 990):
                 f = proj / ".praxis-os" / f"standards/universal/t{i % 20:02d}/doc-{i:04d}.md"

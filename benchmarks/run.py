@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from benchmarks import classify, fleet, restart
+from benchmarks import classify, fleet, restart, upgrade
 
 
 def main() -> int:
@@ -12,6 +12,8 @@ def main() -> int:
     rc = classify.main()
     print("\n== server restart (issue 4, NFR-P5) ==", flush=True)
     rc |= restart.main()
+    print("\n== upgrade vs baselines (issue 6) ==", flush=True)
+    rc |= upgrade.main()
     print("\n== fleet over SSH (issue 5) ==", flush=True)
     rc |= fleet.main()
     return rc

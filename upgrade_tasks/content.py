@@ -26,7 +26,14 @@ from dataclasses import dataclass, field
 
 from . import faults
 from .errors import PhaseError
-from .fsutil import atomic_write_bytes, durable_unlink, file_sha_or_none, remove_empty_parents
+from .fsutil import (
+    ChangedSource,
+    atomic_copy_verified,
+    atomic_write_bytes,
+    durable_unlink,
+    file_sha_or_none,
+    remove_empty_parents,
+)
 from .layout import PRAXIS_DIR, Install, is_protected
 from .plan import (
     GITIGNORE_PATTERNS,
@@ -65,6 +72,11 @@ class ContentResult:
 
 
 def _write(install: Install, rel: str, data: bytes, mode: int) -> None:
+    _write_check(install, rel)
+    atomic_write_bytes(install.path(rel), data, mode=mode)
+
+
+def _write_check(install: Install, rel: str) -> None:
     if is_protected(rel):  # defence in depth: the planner never plans these
         raise PhaseError(
             f"refusing to write user-owned path {rel}",
@@ -77,7 +89,19 @@ def _write(install: Install, rel: str, data: bytes, mode: int) -> None:
         raise PhaseError(f"refusing to write through the symlink {exc.path}",
                          "it appeared after the plan was made",
                          "remove the link; the upgrade was rolled back") from None
-    atomic_write_bytes(install.path(rel), data, mode=mode)
+
+
+def _install_file(install: Install, source: Source, src_target: str, rel: str, mode: int) -> None:
+    """Copy a source file to ``rel`` (streamed, verified against the planned checksum)."""
+    _write_check(install, rel)
+    sf = source.files[src_target]
+    try:
+        atomic_copy_verified(sf.abspath, install.path(rel), sf.sha256, mode)
+    except ChangedSource:
+        raise PhaseError(f"source file {sf.src} changed during the upgrade",
+                         "its checksum no longer matches the one planned",
+                         "do not edit the source checkout while an upgrade runs; rerun "
+                         "`invoke upgrade`") from None
 
 
 def _sha(data: bytes) -> str:
@@ -88,7 +112,7 @@ def _keep_beside(install: Install, source: Source, a: FileAction, res: ContentRe
                  note: str) -> None:
     side = a.target + NEW_SUFFIX
     if file_sha_or_none(install.path(side)) != a.new_sha:
-        _write(install, side, source.files[a.target].read(), a.mode)
+        _install_file(install, source, a.target, side, a.mode)
     res.conflicts.append({"path": a.target, "resolution": "keep", "new_version": side,
                           "note": note,
                           "compare": f"diff -u {PRAXIS_DIR}/{a.target} {PRAXIS_DIR}/{side}"})
@@ -125,7 +149,7 @@ def apply_action(install: Install, source: Source, a: FileAction, res: ContentRe
             # changed since the plan was made: keep it, write the new version beside it
             _keep_beside(install, source, a, res, "changed while the upgrade ran")
             return
-        _write(install, a.target, source.files[a.target].read(), a.mode)
+        _install_file(install, source, a.target, a.target, a.mode)
         (res.added if a.action == "add" else res.updated).append(a.target)
     elif a.action == "remove":
         if cur is None:
@@ -142,7 +166,7 @@ def apply_action(install: Install, source: Source, a: FileAction, res: ContentRe
         r = a.resolution
         if r == "theirs":
             if cur != a.new_sha:
-                _write(install, a.target, source.files[a.target].read(), a.mode)
+                _install_file(install, source, a.target, a.target, a.mode)
             res.conflicts.append({"path": a.target, "resolution": "theirs",
                                   "note": "upstream version installed; yours is in the backup"})
         elif r == "merged":
@@ -167,7 +191,7 @@ def apply_action(install: Install, source: Source, a: FileAction, res: ContentRe
                 _write(install, side_m, data, a.mode)
             side_n = a.target + NEW_SUFFIX
             if file_sha_or_none(install.path(side_n)) != a.new_sha:
-                _write(install, side_n, source.files[a.target].read(), a.mode)
+                _install_file(install, source, a.target, side_n, a.mode)
             res.conflicts.append({
                 "path": a.target, "resolution": "merge-conflict", "merge": side_m,
                 "new_version": side_n,

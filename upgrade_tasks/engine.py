@@ -49,6 +49,7 @@ from .errors import (
     UpgradeError,
     UsageError,
 )
+from .fsutil import sweep_temp_files
 from .layout import Install
 from .lock import UpgradeLock, describe_owner, probe_lock
 from .mcp_client import probe_http, probe_stdio, stderr_problems
@@ -182,6 +183,8 @@ def resume(run: Run, s: Session) -> None:
         )
     run.session, run.source, run.resumed = s, src, True
     run.plan = Plan.from_json(s.data["plan"])
+    sweep_temp_files({inst.path(rel).parent for rel in run.plan.touched_paths()}
+                     | {inst.root, inst.state_dir})
     run.lock.update_session(s.id) if run.lock else None
     nxt = next((i for i in range(len(PHASES)) if i not in s.completed), LAST)
     say(f"resuming upgrade session {s.id} at phase {nxt} ({PHASES[nxt]})")
@@ -254,6 +257,7 @@ def start(run: Run) -> None:
             raise Interrupted("upgrade cancelled; nothing was changed", "", "")
     s = Session.new(inst.state_dir, o.as_dict())
     _lock(run, s.id)
+    sweep_temp_files({inst.root, inst.state_dir})  # left by a run killed mid-write
     # re-check under the lock: the world may have changed while we planned
     if unfinished_session(inst.state_dir) is not None:
         raise UsageError(
@@ -652,10 +656,21 @@ def manual_rollback(opts: Options) -> str:
     install_signal_handlers()
     ids = backup_mod.list_backups(inst)
     if not ids and unfinished_session(inst.state_dir) is None:
+        if inst.lock_file.exists() and not probe_lock(inst.lock_file):
+            # a run killed before its session existed may have left a temp file of its lock
+            # record; sweep it under the lock (never while another run holds it)
+            sweeper = UpgradeLock(inst.lock_file, inst.lock_owner_file)
+            try:
+                sweeper.acquire("rollback", " ".join(sys.argv[:6]))
+                sweep_temp_files({inst.root, inst.state_dir})
+            except UpgradeError:
+                pass
+            finally:
+                sweeper.release()
         raise UsageError(
-            f"no backup to roll back to in {inst.backups_dir}",
-            "no upgrade has completed a backup here (or they were pruned)",
-            "nothing to do",
+            "nothing to roll back",
+            f"no upgrade has made a backup in {inst.backups_dir} (or they were pruned)",
+            "nothing to do: the install was not changed by an upgrade",
         )
     un = unfinished_session(inst.state_dir)
     if un is not None and not opts.backup and (not un.backup_id or un.backup_id not in ids):
@@ -704,6 +719,7 @@ def manual_rollback(opts: Options) -> str:
     lock = UpgradeLock(inst.lock_file, inst.lock_owner_file)
     lock.acquire("rollback", " ".join(sys.argv[:6]))
     run.lock = lock
+    sweep_temp_files({inst.root, inst.state_dir})
     chain: list[tuple[str, Session | None]] = []
     for bid in reversed(ids):
         if bid < target:

@@ -3,6 +3,8 @@
 * ``PRAXIS_UPGRADE_FAULT=<point>[,<point>...]`` raises :class:`InjectedFault`
   when a named point is reached;
 * ``PRAXIS_UPGRADE_KILL=<point>`` SIGKILLs the process there (a crash, no cleanup);
+* ``PRAXIS_UPGRADE_TRACE=<file>`` appends every point reached (``name#N``) to a file: the
+  crash harness enumerates the durable steps of an upgrade with it;
 * ``PRAXIS_UPGRADE_PAUSE=<point>`` creates the file named by
   ``PRAXIS_UPGRADE_PAUSE_FLAG`` and sleeps up to 30 s until that file is removed
   (lets a test act while the run is held at a known point).
@@ -19,7 +21,8 @@ import time
 from collections import Counter
 
 _hits: Counter[str] = Counter()
-_ENV = ("PRAXIS_UPGRADE_FAULT", "PRAXIS_UPGRADE_KILL", "PRAXIS_UPGRADE_PAUSE")
+_ENV = ("PRAXIS_UPGRADE_FAULT", "PRAXIS_UPGRADE_KILL", "PRAXIS_UPGRADE_PAUSE",
+        "PRAXIS_UPGRADE_TRACE")
 
 
 class InjectedFault(RuntimeError):
@@ -43,6 +46,10 @@ def point(name: str) -> None:
     if not any(k in os.environ for k in _ENV):
         return
     _hits[name] += 1
+    trace = os.environ.get("PRAXIS_UPGRADE_TRACE")
+    if trace:
+        with open(trace, "a") as fh:
+            fh.write(f"{name}#{_hits[name]}\n")
     kill = os.environ.get("PRAXIS_UPGRADE_KILL", "")
     if kill and _matches(kill, name):
         os.kill(os.getpid(), signal.SIGKILL)

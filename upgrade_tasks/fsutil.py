@@ -19,6 +19,9 @@ from typing import Any
 from . import faults
 
 CHUNK = 1 << 20
+#: Every temp file of an atomic write ends so; a run killed between the write and the rename
+#: leaves one behind, which resume and rollback sweep away (:func:`sweep_temp_files`).
+TMP_SUFFIX = ".praxis-tmp"
 
 
 def fsync_dir(path: Path) -> None:
@@ -61,7 +64,7 @@ def file_sha_or_none(path: Path) -> str | None:
 def atomic_write_bytes(path: Path, data: bytes, mode: int | None = None) -> None:
     """Write ``data`` to ``path`` atomically and durably (new inode every time)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name[:40]}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name[:40]}.", suffix=TMP_SUFFIX)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
@@ -88,7 +91,7 @@ def atomic_write_json(path: Path, obj: Any) -> None:
 def atomic_copy(src: Path, dst: Path, mode: int | None = None) -> None:
     """Copy ``src`` to ``dst`` through a temp file + rename (never writes through ``dst``)."""
     dst.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=f".{dst.name[:40]}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=f".{dst.name[:40]}.", suffix=TMP_SUFFIX)
     try:
         with os.fdopen(fd, "wb") as out, open(src, "rb") as inp:
             shutil.copyfileobj(inp, out, CHUNK)
@@ -103,6 +106,40 @@ def atomic_copy(src: Path, dst: Path, mode: int | None = None) -> None:
             pass
         raise
     fsync_dir(dst.parent)
+
+
+def atomic_copy_verified(src: Path, dst: Path, sha256: str, mode: int) -> None:
+    """Stream ``src`` to ``dst`` (temp + fsync + rename), checking its sha256 on the way:
+    constant memory whatever the file's size; a source that changed is never installed."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=f".{dst.name[:40]}.", suffix=TMP_SUFFIX)
+    h = hashlib.sha256()
+    try:
+        with os.fdopen(fd, "wb") as out, open(src, "rb") as inp:
+            while True:
+                block = inp.read(CHUNK)
+                if not block:
+                    break
+                h.update(block)
+                out.write(block)
+            out.flush()
+            os.fchmod(out.fileno(), mode)
+            os.fsync(out.fileno())
+        if h.hexdigest() != sha256:
+            raise ChangedSource(str(src))
+        faults.point("fs:before-replace")
+        os.replace(tmp, dst)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    fsync_dir(dst.parent)
+
+
+class ChangedSource(Exception):
+    """A source file's content no longer matches the checksum the plan was made with."""
 
 
 def durable_unlink(path: Path) -> bool:
@@ -145,3 +182,21 @@ def tree_size(path: Path) -> int:
             except OSError:
                 pass
     return total
+
+
+def sweep_temp_files(dirs: set[Path]) -> list[Path]:
+    """Remove temp files that a killed atomic write left in these directories."""
+    removed = []
+    for d in sorted(dirs):
+        try:
+            names = os.listdir(d)
+        except OSError:
+            continue
+        for name in names:
+            if name.startswith(".") and name.endswith(TMP_SUFFIX):
+                try:
+                    os.unlink(d / name)
+                    removed.append(d / name)
+                except FileNotFoundError:
+                    pass
+    return removed

@@ -106,6 +106,13 @@ def check_target(install: Install) -> None:
             "it has none of mcp_server/, standards/, workflows/",
             "check --project; the upgrader never creates an install from nothing",
         )
+    if (install.root / "mcp_server").is_dir() and not install.venv_python.exists():
+        raise PreflightError(
+            f"the install's venv interpreter {install.venv_python} is missing",
+            "the server runs from that venv and its dependencies are installed with it",
+            f"recreate it: python3 -m venv {install.venv} && {install.venv_python} -m pip install "
+            f"-r {install.requirements}; then rerun",
+        )
     if not os.access(install.root, os.W_OK):
         raise PreflightError(
             f"{install.root} is not writable by this user",

@@ -29,6 +29,7 @@ from .fsutil import (
     fsync_dir,
     remove_empty_parents,
     sha256_file,
+    sweep_temp_files,
 )
 from .layout import Install
 from .venv import link_venv
@@ -194,11 +195,14 @@ def restore_backup(install: Install, b: Backup, allowed: dict[str, str]) -> Rest
         if leftover.exists():
             shutil.rmtree(leftover)
     tree_prefixes = tuple(t + "/" for t in b.trees)
+    sweep_temp_files({install.path(rel).parent for rel in b.entries} | {install.root})
     for rel, e in sorted(b.entries.items()):
         if rel.startswith(tree_prefixes):
             continue
         live = install.path(rel)
         if _entry_matches(live, e):
+            if e["kind"] == "absent":
+                remove_empty_parents(live, install.root)  # dirs made for it by a killed run
             continue
         cur = file_sha_or_none(live)
         ours = rel in (install.installed_manifest.name, install.version_record.name)

@@ -25,7 +25,7 @@ from . import faults
 from . import venv as venv_mod
 from .checkpoint import Session, now_iso
 from .errors import PhaseError
-from .fsutil import fsync_dir, sha256_file
+from .fsutil import ChangedSource, atomic_copy_verified, fsync_dir, sha256_file
 from .layout import Install
 from .manifest import InstalledManifest
 from .plan import Plan
@@ -69,13 +69,12 @@ def stage(install: Install, source: Source) -> None:
         shutil.rmtree(staged)
     for t, f in sorted(source.server_files.items()):
         dst = staged / t[len("mcp_server/"):]
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        data = f.read()
-        with open(dst, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(dst, f.mode)
+        try:
+            atomic_copy_verified(f.abspath, dst, f.sha256, f.mode)
+        except ChangedSource:
+            raise PhaseError(f"source file {f.src} changed during the upgrade",
+                             "its checksum no longer matches the one planned",
+                             "do not edit the source checkout while an upgrade runs") from None
         faults.point("server:stage-file")
     staged.mkdir(exist_ok=True)
     for d in sorted({p.parent for p in staged.rglob("*")} | {staged}):
