@@ -90,27 +90,13 @@ def atomic_write_json(path: Path, obj: Any) -> None:
 
 def atomic_copy(src: Path, dst: Path, mode: int | None = None) -> None:
     """Copy ``src`` to ``dst`` through a temp file + rename (never writes through ``dst``)."""
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=f".{dst.name[:40]}.", suffix=TMP_SUFFIX)
-    try:
-        with os.fdopen(fd, "wb") as out, open(src, "rb") as inp:
-            shutil.copyfileobj(inp, out, CHUNK)
-            out.flush()
-            os.fchmod(out.fileno(), stat.S_IMODE(os.stat(src).st_mode) if mode is None else mode)
-            os.fsync(out.fileno())
-        os.replace(tmp, dst)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    fsync_dir(dst.parent)
+    atomic_copy_verified(src, dst, None, stat.S_IMODE(os.stat(src).st_mode) if mode is None
+                         else mode)
 
 
-def atomic_copy_verified(src: Path, dst: Path, sha256: str, mode: int) -> None:
-    """Stream ``src`` to ``dst`` (temp + fsync + rename), checking its sha256 on the way:
-    constant memory whatever the file's size; a source that changed is never installed."""
+def atomic_copy_verified(src: Path, dst: Path, sha256: str | None, mode: int) -> None:
+    """Stream ``src`` to ``dst`` (temp + fsync + rename), checking its sha256 on the way when
+    given: constant memory whatever the file's size; a source that changed is never installed."""
     dst.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=f".{dst.name[:40]}.", suffix=TMP_SUFFIX)
     h = hashlib.sha256()
@@ -125,7 +111,7 @@ def atomic_copy_verified(src: Path, dst: Path, sha256: str, mode: int) -> None:
             out.flush()
             os.fchmod(out.fileno(), mode)
             os.fsync(out.fileno())
-        if h.hexdigest() != sha256:
+        if sha256 is not None and h.hexdigest() != sha256:
             raise ChangedSource(str(src))
         faults.point("fs:before-replace")
         os.replace(tmp, dst)

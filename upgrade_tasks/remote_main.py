@@ -20,6 +20,7 @@ from pathlib import Path
 from . import engine
 from .errors import EXIT_INTERRUPTED, UpgradeError
 from .options import CONFIG_DEFAULTS, Options
+from .server_process import pid_alive
 
 
 def _options(ns: argparse.Namespace) -> Options:
@@ -120,20 +121,6 @@ def run_detached(run_dir: Path, args: list[str]) -> str:
     return rid
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            return b") Z" not in fh.read()
-    except OSError:
-        return True
-
-
 def attach_info(run_dir: Path, project: str) -> str:
     """The id of a live run for ``project`` (empty when none)."""
     if not run_dir.is_dir():
@@ -145,7 +132,7 @@ def attach_info(run_dir: Path, project: str) -> str:
             continue
         rid = str(info.get("id"))
         if info.get("project") == project and not (run_dir / f"{rid}.rc").exists() and \
-                _pid_alive(int(info.get("pid", 0))):
+                pid_alive(int(info.get("pid", 0))):
             return rid
     return ""
 
@@ -171,7 +158,7 @@ def tail(run_dir: Path, rid: str, timeout: float = 24 * 3600) -> int:
             pos += len(chunk)
         if done:
             return int(rc_file.read_text().strip() or "1")
-        if not _pid_alive(int(info["pid"])):
+        if not pid_alive(int(info["pid"])):
             time.sleep(0.2)
             if not rc_file.exists():
                 print("the run on this host ended without an exit code (killed?); rerun to "
