@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -57,7 +58,9 @@ def test_new_venv_is_switched_by_symlink_and_rolled_back_by_rename(
     (s,) = sessions(proj)
     moved = s["phase_artifacts"]["1"]["venv_before"]["moved_to"]
     assert (proj / P / moved / "pyvenv.cfg").exists()
-    assert "installed with pip" in s["phase_artifacts"]["3"]["deps"]
+    # uv when it is on PATH (measured with and without it), else the venv's own pip
+    assert f"installed with {'uv' if shutil.which('uv') else 'pip'}" in s["phase_artifacts"]["3"][
+        "deps"]
     rb = invoke("rollback", "--project", str(proj))
     assert rb.code == 0, rb.text
     assert venv.is_dir() and not venv.is_symlink()
