@@ -33,7 +33,7 @@ def typecheck(session: nox.Session) -> None:
 @nox.session
 def bench(session: nox.Session) -> None:
     """Benchmarks: median timings of dry-run, upgrade, no-op, rollback, status."""
-    session.install("-e", ".[dev]")
+    session.install("-e", ".[dev]", "uv")
     session.run("python", "-m", "benchmarks.run", *session.posargs)
 
 

@@ -32,10 +32,10 @@ FILE_WORK: list[float] = []
 _PHASE = re.compile(r"^\[(2|3)/5\] \w+ ok \(([0-9.]+)s\)", re.MULTILINE)
 
 
-def engine(*args: str) -> float:
+def engine(*args: str, env: dict[str, str] | None = None) -> float:
     t0 = time.perf_counter()
     r = subprocess.run([sys.executable, "-c", ENGINE, *args], capture_output=True, text=True,
-                       cwd=REPO)
+                       cwd=REPO, env=env)
     dt = time.perf_counter() - t0
     if r.returncode != 0:
         raise SystemExit(f"{args[0]} failed: {r.stdout[-2000:]}{r.stderr[-2000:]}")
@@ -147,6 +147,42 @@ def measure(label: str, **scale: int) -> dict[str, float]:
         shutil.rmtree(base, ignore_errors=True)
 
 
+def deps_rows() -> dict[str, float]:
+    """Upgrade with changed requirements: a new venv built beside the old one, from a local
+    wheelhouse (offline), with pip and with uv (when uv is installed)."""
+    sys.path.insert(0, str(REPO / "tests"))
+    from test_server_phase import _commit_requirements, _wheel
+
+    base = Path(tempfile.mkdtemp(prefix="praxis-bench-deps-"))
+    try:
+        src = make_source_repo(base / "src0")
+        repo = base / "src"
+        subprocess.run(["git", "clone", "-q", str(src.path), str(repo)], check=True)
+        wheels = base / "wheels"
+        wheels.mkdir()
+        _wheel(wheels)
+        _commit_requirements(repo, "praxis-demo-dep==0.1\n")
+        proj = make_project(base / "proj", src.path, src.v1, venv=False)
+        subprocess.run([sys.executable, "-m", "venv", "--without-pip",
+                        str(proj / ".praxis-os" / "venv")], check=True)
+        uv = shutil.which("uv") or str(Path(sys.executable).parent / "uv")
+        no_uv = os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep)
+                                if not (Path(p) / "uv").exists())
+        rows: dict[str, float] = {}
+        variants = [("pip", no_uv)]
+        if Path(uv).exists():
+            variants.append(("uv", os.pathsep.join([no_uv, str(Path(uv).parent)])))
+        for name, path in variants:
+            def run(i: int, path: str = path, name: str = name) -> float:
+                return engine("upgrade", "--source", str(repo), "--project",
+                              str(fresh(proj, f"{name}{i}")), "--find-links", str(wheels),
+                              "--offline", env={**os.environ, "PATH": path})
+            rows[name] = median_of(run)
+        return rows
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
 def main() -> int:
     t = time.perf_counter()
     subprocess.run([sys.executable, "-m", "invoke", "-r", str(REPO), "--list"], capture_output=True)
@@ -180,6 +216,12 @@ def main() -> int:
         ("peak memory < 100 MB", max(r["peak MB"] for r in rows.values()) < 100,
          f"{max(r['peak MB'] for r in rows.values()):.0f} MB"),
     ]
+    deps = deps_rows()
+    print("\nupgrade with changed requirements (new venv beside the old one, offline wheelhouse):")
+    for name, secs in deps.items():
+        print(f"  {name:<4} {secs:.3f} s")
+    if "uv" not in deps:
+        print("  uv   not installed here (pip install uv to measure it)")
     print(f"\ninvoke CLI start-up (invoke --list): {cli:.3f} s, on top of the engine times above")
     print(f"system files in the baseline install: {int(b['system files'])}; the floor (b) copies "
           "only the changed files and does nothing else (no backup, no checks, no probe)")

@@ -250,3 +250,34 @@ def test_rollback_on_hosts(tmp_path: Path, source: SampleSource,
         _, project = split_host(i)
         assert [s["status"] for s in sessions(Path(str(project)))] == ["rolled_back"]
     _ = (signal, time)
+
+
+def test_live_table_on_a_terminal(tmp_path: Path, source: SampleSource,
+                                  ssh_fleet: Callable[..., SshFleet]) -> None:  # noqa: F811
+    import pty
+
+    fleet = ssh_fleet(n=2)
+    items = projects(fleet, tmp_path, source)
+    master, slave = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PRAXIS_", "INVOKE_UPGRADE"))}
+    proc = subprocess.Popen(
+        fleet_cmd(fleet, tmp_path, "upgrade", "--source", str(source.path), "--hosts",
+                  ",".join(items), "--parallel", "2", "--yes"),
+        stdin=subprocess.DEVNULL, stdout=slave, stderr=slave, env=env)
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    proc.wait(timeout=120)
+    os.close(master)
+    screen = b"".join(chunks).decode(errors="replace")
+    assert proc.returncode == 0, screen
+    assert "\x1b[" in screen  # redrawn in place
+    assert "state" in screen and "last line" in screen  # the live table's header
+    assert "[5/5] cleanup ok" in screen and f"[{items[0]}]" not in screen  # no prefixed lines
