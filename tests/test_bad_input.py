@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import REPO, digest, invoke, sessions, upgrade
+from conftest import digest, invoke, sessions, upgrade
 
 from upgrade_tasks.sample import make_project
 from upgrade_tasks.sample_source import SampleSource
@@ -175,4 +175,3 @@ def test_invoke_module_is_runnable_from_another_directory(tmp_path: Path, projec
     r = invoke("upgrade", "--source", str(source.path), "--yes", cwd=project)
     assert r.code == 0, r.text  # --project defaults to the current directory
     assert (project / P / "VERSION.json").exists()
-    _ = REPO

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -164,8 +165,6 @@ def _downgrade(ctx: Ctx) -> None:
 
 
 def _venv_missing(ctx: Ctx) -> None:
-    import shutil
-
     shutil.rmtree(ctx.project / P / "venv")
 
 

@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 from conftest import digest, invoke, sessions, upgrade, wait_for
@@ -34,6 +35,18 @@ def _project_with_pip(tmp: Path, source: SampleSource) -> Path:
     return proj
 
 
+def _deps_world(tmp: Path, source: SampleSource, requirements: str,
+                wheel: Callable[[Path], Path] | None = None) -> tuple[Path, Path, Path]:
+    """(source with new requirements, project with a pip venv, wheelhouse)."""
+    wheels = tmp / "wheels"
+    wheels.mkdir()
+    if wheel is not None:
+        wheel(wheels)
+    repo = _clone(source, tmp / "src")
+    _commit_requirements(repo, requirements)
+    return repo, _project_with_pip(tmp, source), wheels
+
+
 def _can_import(project: Path, module: str) -> bool:
     py = project / P / "venv" / "bin" / "python"  # the path the IDE is configured with
     return subprocess.run([str(py), "-c", f"import {module}"]).returncode == 0
@@ -42,12 +55,7 @@ def _can_import(project: Path, module: str) -> bool:
 def test_new_venv_is_switched_by_symlink_and_rolled_back_by_rename(
     tmp_path: Path, source: SampleSource
 ) -> None:
-    wheels = tmp_path / "wheels"
-    wheels.mkdir()
-    _wheel(wheels)
-    repo = _clone(source, tmp_path / "src")
-    _commit_requirements(repo, "praxis-demo-dep==0.1\n")
-    proj = _project_with_pip(tmp_path, source)
+    repo, proj, wheels = _deps_world(tmp_path, source, "praxis-demo-dep==0.1\n", _wheel)
     before = digest(proj)
     r = upgrade(repo, proj, "--find-links", str(wheels), "--offline")
     assert r.code == 0, r.text
@@ -72,9 +80,7 @@ def test_new_venv_is_switched_by_symlink_and_rolled_back_by_rename(
 def test_unresolvable_requirement_is_explained_and_rolled_back(
     tmp_path: Path, source: SampleSource
 ) -> None:
-    repo = _clone(source, tmp_path / "src")
-    _commit_requirements(repo, "no-such-package-praxis==9.9\n")
-    proj = _project_with_pip(tmp_path, source)
+    repo, proj, _ = _deps_world(tmp_path, source, "no-such-package-praxis==9.9\n")
     before = digest(proj)
     r = upgrade(repo, proj, "--offline", "--find-links", str(tmp_path))
     assert r.code == 6, r.text
@@ -95,13 +101,10 @@ def _fake_playwright(dest: Path, message: str) -> Path:
 
 
 def test_post_install_download_failure_is_a_warning(tmp_path: Path, source: SampleSource) -> None:
-    wheels = tmp_path / "wheels"
-    wheels.mkdir()
-    _fake_playwright(wheels, "Downloading Chromium failed: getaddrinfo ENOTFOUND cdn")
-    repo = _clone(source, tmp_path / "src")
-    _commit_requirements(repo, "# browsers: the word playwright in a comment means nothing\n"
-                               "playwright==1.0\n")
-    proj = _project_with_pip(tmp_path, source)
+    repo, proj, wheels = _deps_world(
+        tmp_path, source,
+        "# browsers: the word playwright in a comment means nothing\nplaywright==1.0\n",
+        lambda d: _fake_playwright(d, "Downloading Chromium failed: getaddrinfo ENOTFOUND cdn"))
     r = upgrade(repo, proj, "--find-links", str(wheels), "--offline")
     assert r.code == 0, r.text
     assert "could not download the Chromium browser; run it later" in r.out
@@ -111,12 +114,8 @@ def test_post_install_download_failure_is_a_warning(tmp_path: Path, source: Samp
 
 
 def test_post_install_real_failure_rolls_back(tmp_path: Path, source: SampleSource) -> None:
-    wheels = tmp_path / "wheels"
-    wheels.mkdir()
-    _fake_playwright(wheels, "Error: unknown browser channel")
-    repo = _clone(source, tmp_path / "src")
-    _commit_requirements(repo, "playwright==1.0\n")
-    proj = _project_with_pip(tmp_path, source)
+    repo, proj, wheels = _deps_world(tmp_path, source, "playwright==1.0\n",
+                                     lambda d: _fake_playwright(d, "Error: unknown browser channel"))
     before = digest(proj)
     r = upgrade(repo, proj, "--find-links", str(wheels), "--offline")
     assert r.code == 6, r.text

@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -249,7 +247,6 @@ def test_rollback_on_hosts(tmp_path: Path, source: SampleSource,
     for i in items:
         _, project = split_host(i)
         assert [s["status"] for s in sessions(Path(str(project)))] == ["rolled_back"]
-    _ = (signal, time)
 
 
 def test_live_table_on_a_terminal(tmp_path: Path, source: SampleSource,

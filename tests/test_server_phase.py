@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import os
 import subprocess
 import sys
@@ -136,4 +135,3 @@ def test_failing_dependency_install_rolls_back(tmp_path: Path, source: SampleSou
     assert r.code == 6, r.text
     assert "phase 3 (server)" in r.err and "dependency install failed" in r.err
     assert digest(proj) == before
-    _ = json

@@ -39,7 +39,6 @@ from .plan import (
     GITIGNORE_PATTERNS,
     MERGE_SUFFIX,
     NEW_SUFFIX,
-    WRITES,
     FileAction,
     Plan,
     SymlinkInPath,
@@ -49,8 +48,6 @@ from .plan import (
     merged_content,
 )
 from .source import Source
-
-WRITES_ACTIONS = WRITES
 
 
 @dataclass

@@ -10,6 +10,8 @@ after a crash resumes at the first incomplete phase.
 
 from __future__ import annotations
 
+import json
+import shutil
 import signal
 import sys
 import time
@@ -54,7 +56,7 @@ from .layout import Install
 from .lock import UpgradeLock, describe_owner, probe_lock
 from .mcp_client import probe_http, probe_stdio, stderr_problems
 from .options import Options
-from .plan import NEW_SUFFIX, Plan, attention_items, render_plan
+from .plan import NEW_SUFFIX, WRITES, Plan, attention_items, render_plan
 from .preflight import PreflightResult, check_target, run_preflight
 from .rollback import RestoreResult, restore_backup
 from .server_process import find_running_servers, start_headless, stop_server
@@ -206,8 +208,6 @@ def recheck_last(run: Run) -> None:
             except BackupError as exc:
                 # nothing has been changed yet: make the backup again
                 say(f"  recheck: backup {s.backup_id} is damaged ({exc.why}); making it again")
-                import shutil
-
                 shutil.rmtree(inst.backups_dir / s.backup_id, ignore_errors=True)
                 s.artifacts(1).pop("backup_id", None)
                 s.data["completed_phases"] = [p for p in s.completed if p != 1]
@@ -276,7 +276,7 @@ def is_noop(plan: Plan) -> bool:
     """Already at the target commit with nothing to write: no session, no backup."""
     return (
         plan.installed_commit == plan.source_commit
-        and not any(a.action in content_mod.WRITES_ACTIONS for a in plan.actions)
+        and not any(a.action in WRITES for a in plan.actions)
         and not plan.server.changed
         and plan.server.deps_action == "none"
     )
@@ -494,9 +494,7 @@ def _on_failure(run: Run, phase: int, exc: BaseException, dt: float) -> None:
             if bid:
                 for p in (run.install.backups_dir / bid, run.install.backups_dir / (bid + ".partial")):
                     if p.exists():
-                        import shutil
-
-                        shutil.rmtree(p, ignore_errors=True)
+                                shutil.rmtree(p, ignore_errors=True)
             s.set_status("aborted", error=what, finished_at=now_iso())
             _write_reports(run)
             _release(run)
@@ -679,8 +677,6 @@ def manual_rollback(opts: Options) -> str:
         lock.acquire("rollback", " ".join(sys.argv[:6]))
         try:
             if un.backup_id:
-                import shutil
-
                 shutil.rmtree(inst.backups_dir / (un.backup_id + ".partial"), ignore_errors=True)
             un.set_status("aborted", finished_at=now_iso(),
                           error="interrupted before its backup was complete; nothing was changed")
@@ -799,8 +795,6 @@ def status_text(opts: Options) -> str:
     check_target(inst)
     lines = [f"install: {inst.root}"]
     try:
-        import json
-
         ver = json.loads(inst.version_record.read_text())
         lines.append(f"installed commit: {str(ver.get('installed_commit'))[:10]} "
                      f"(updated {ver.get('updated_at')})")
@@ -835,8 +829,6 @@ def status_text(opts: Options) -> str:
 
 def status_json(opts: Options) -> dict[str, Any]:
     """Machine-readable status (what the fleet controller reads from each host)."""
-    import json
-
     inst = Install(opts.project)
     check_target(inst)
     out: dict[str, Any] = {"project": str(inst.project), "lock_held": probe_lock(inst.lock_file)}

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from .backup import estimate_size
 from .errors import ConflictAbort, PreflightError, UsageError
 from .history import BlobReader, blob_reader, history_of
 from .layout import Install
@@ -238,8 +239,6 @@ def run_preflight(install: Install, source_spec: str, on_conflict: str, deps: st
             ask_conflicts(plan, install, source, reader)
     finally:
         reader.close()
-    from .backup import estimate_size
-
     staged = sum(f.size for f in source.server_files.values()) if plan.server.changed else 0
     written = sum(source.files[a.target].size for a in plan.actions
                   if a.action in ("add", "update", "conflict") and a.target in source.files)

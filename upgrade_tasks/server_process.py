@@ -12,10 +12,12 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from .errors import ProbeError
 from .layout import Install
 
 
@@ -163,10 +165,6 @@ def start_headless(install: Install, timeout: float = 10.0) -> Restarted:
     Waits until it has written its state file (our pid, a URL). Health checking over MCP is
     the caller's (``mcp_client.probe_http``).
     """
-    import subprocess
-
-    from .errors import ProbeError
-
     log = install.root / ".cache" / "mcp_server.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "PYTHONPATH": str(install.root), "PYTHONUNBUFFERED": "1"}
