@@ -156,7 +156,9 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         shutil.rmtree(base, ignore_errors=True)
     failures = [o for o in outcomes if not (o.resumed_ok and o.rolled_back_ok)]
-    print(f"durable steps in one upgrade: {len(trace)}; points tried: {len(outcomes)} "
+    loops = sum(1 for p in trace if p.startswith(LOOPS))
+    print(f"points in one upgrade: {len(trace)} ({len(trace) - loops} durable steps, {loops} "
+          f"inside copy loops); points tried: {len(outcomes)} "
           f"({sum(o.killed for o in outcomes)} killed there)")
     print(f"{'points tried':<16}{'resumed-ok':>12}{'rolled-back-ok':>16}{'failures':>10}")
     print(f"{len(outcomes):<16}{sum(o.resumed_ok for o in outcomes):>12}"

@@ -219,24 +219,30 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _ensure_nopy_user() -> None:
-    """Create the ``praxisnopy`` system user once (shell /bin/sh, usable for pubkey logins)."""
-    lock = Path(tempfile.gettempdir()) / ".praxisnopy-useradd.lock"
+def _ensure_user(name: str, shell: str) -> None:
+    """Create a system user once (``useradd -m``: a home with /etc/skel's files), usable for
+    pubkey logins."""
+    lock = Path(tempfile.gettempdir()) / f".{name}-useradd.lock"
     with open(lock, "a") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         try:
-            pw = pwd.getpwnam(NOPY_USER)
+            pw = pwd.getpwnam(name)
         except KeyError:
-            subprocess.run(["useradd", "-m", "-s", "/bin/sh", NOPY_USER], check=True, capture_output=True)
-            pw = pwd.getpwnam(NOPY_USER)
-        if pw.pw_shell != "/bin/sh":
-            subprocess.run(["usermod", "-s", "/bin/sh", NOPY_USER], check=True, capture_output=True)
+            subprocess.run(["useradd", "-m", "-s", shell, name], check=True, capture_output=True)
+            pw = pwd.getpwnam(name)
+        if pw.pw_shell != shell:
+            subprocess.run(["usermod", "-s", shell, name], check=True, capture_output=True)
         # useradd leaves the password "!" (locked); with UsePAM no, sshd then refuses every login,
         # even by public key ("account is locked"). "*" = no valid password, but not locked.
         for line in Path("/etc/shadow").read_text().splitlines():
             parts = line.split(":")
-            if parts[0] == NOPY_USER and parts[1].startswith("!"):
-                subprocess.run(["usermod", "-p", "*", NOPY_USER], check=True, capture_output=True)
+            if parts[0] == name and parts[1].startswith("!"):
+                subprocess.run(["usermod", "-p", "*", name], check=True, capture_output=True)
+
+
+def _ensure_nopy_user() -> None:
+    """Create the ``praxisnopy`` system user once (shell /bin/sh)."""
+    _ensure_user(NOPY_USER, "/bin/sh")
 
 
 def _make_public_dir(client_pub: str) -> tuple[Path, Path, Path]:
@@ -328,24 +334,34 @@ def _start_sshd(hostdir: Path, host_key: Path, authorized_keys: Path,
 # --------------------------------------------------------------------------- public API
 
 
-def start_fleet(base: Path, n: int, *, no_python_host: bool = False) -> SshFleet:
+def start_fleet(base: Path, n: int, *, no_python_host: bool = False,
+                login_user: Optional[str] = None) -> SshFleet:
     """Start ``n`` sshd "hosts" ``h1``..``hN`` on 127.0.0.1; files go under ``base``.
 
     As root every host logs in as root, except (with ``no_python_host``) the last one, which logs in
     as ``praxisnopy`` and cannot find python3. As non-root every host logs in as the current user
     (sshd can only authenticate its own user) and ``no_python_host`` skips the calling test.
+    ``login_user`` (root only) makes every host log in as that user instead, created on first use
+    with shell /bin/bash and the system's skeleton dot-files, like an account on a fresh host; a
+    ``{i}`` in it gives each host its own user (``praxisbench{i}``: praxisbench1, ...), so each
+    has its own home, as separate machines do.
     """
     if n < 1:
         raise ValueError("n must be >= 1")
     is_root = os.geteuid() == 0
     if no_python_host and not is_root:
         pytest.skip("no_python_host needs root (creates the praxisnopy user)")
+    if login_user is not None and not is_root:
+        raise RuntimeError("login_user needs root (creates the user)")
     base.mkdir(parents=True, exist_ok=True)
     if is_root and not Path("/run/sshd").is_dir():
         os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
         os.chmod("/run/sshd", 0o755)
     if no_python_host:
         _ensure_nopy_user()
+    if login_user is not None:
+        for i in range(1, n + 1):
+            _ensure_user(login_user.format(i=i), "/bin/bash")
     default_user = "root" if is_root else pwd.getpwuid(os.geteuid()).pw_name
 
     key = base / "client_ed25519_key"
@@ -357,7 +373,7 @@ def start_fleet(base: Path, n: int, *, no_python_host: bool = False) -> SshFleet
 
     public_dir: Optional[Path] = None
     nopy_bin: Optional[Path] = None
-    if no_python_host:
+    if no_python_host or login_user is not None:
         public_dir, authorized_keys, nopy_bin = _make_public_dir(client_pub)
     else:
         authorized_keys = base / "authorized_keys"
@@ -379,7 +395,9 @@ def start_fleet(base: Path, n: int, *, no_python_host: bool = False) -> SshFleet
                                      str(nopy_bin) if nopy and nopy_bin else None)
             fleet._procs[name] = proc
             fleet.hosts.append(SshHost(name=name, address=ADDRESS, port=port,
-                                       user=NOPY_USER if nopy else default_user, key=key,
+                                       user=NOPY_USER if nopy else (
+                                           login_user.format(i=i) if login_user else default_user),
+                                       key=key,
                                        known_hosts=known_hosts, host_pubkey=host_pub, pid=proc.pid))
     except BaseException:
         fleet.stop()

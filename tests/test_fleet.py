@@ -23,10 +23,12 @@ from upgrade_tasks.sample_source import SampleSource
 P = ".praxis-os"
 
 
-def fleet_cmd(fleet: SshFleet, tmp: Path, *args: str, known_hosts: Path | None = None) -> list[str]:
+def fleet_cmd(fleet: SshFleet, tmp: Path, *args: str, known_hosts: Path | None = None,
+              remote_dir: bool = True) -> list[str]:
     return [sys.executable, "-m", "invoke", "-r", str(REPO), *args,
             "--identity", str(fleet.key), "--known-hosts", str(known_hosts or fleet.known_hosts),
-            "--remote-dir", str(tmp / "remote"), "--report-dir", str(tmp / "fleet-report")]
+            *(["--remote-dir", str(tmp / "remote")] if remote_dir else []),
+            "--report-dir", str(tmp / "fleet-report")]
 
 
 def run(cmd: list[str], env: dict[str, str] | None = None, timeout: float = 180
@@ -153,10 +155,18 @@ def test_host_without_python3_is_a_clear_error(tmp_path: Path, source: SampleSou
                                                ssh_fleet: Callable[..., SshFleet]) -> None:  # noqa: F811
     fleet = ssh_fleet(n=1, no_python_host=True)
     (h,) = fleet.hosts
+    # the default remote dir, in the host user's home
+    r = run(fleet_cmd(fleet, tmp_path, "upgrade", "--source", str(source.path), "--hosts",
+                      f"{h.spec}=/tmp/nowhere", remote_dir=False))
+    assert r.returncode == 9, r.stdout + r.stderr
+    assert "python3 was not found on the host" in r.stdout and ">= 3.9" in r.stdout
+    # a --remote-dir the login user cannot write (pytest's tmp dirs are root's, mode 0700)
     r = run(fleet_cmd(fleet, tmp_path, "upgrade", "--source", str(source.path), "--hosts",
                       f"{h.spec}=/tmp/nowhere"))
     assert r.returncode == 9, r.stdout + r.stderr
-    assert "python3 was not found on the host" in r.stdout and ">= 3.9" in r.stdout
+    assert f"cannot prepare the remote dir {tmp_path / 'remote'}" in r.stdout
+    assert "Permission denied" in r.stdout and "pass --remote-dir" in r.stdout
+    assert "connection" not in r.stdout.split("backup / message")[1]
 
 
 def test_dropped_connection_keeps_the_run_going_and_rerun_reattaches(

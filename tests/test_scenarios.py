@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from scenario_lib import build_repo, git, make_install, options, run_upgrade
 
+from upgrade_tasks import engine
 from upgrade_tasks.errors import UpgradeError
 from upgrade_tasks.layout import Install
 from upgrade_tasks.preflight import run_preflight
@@ -90,6 +91,21 @@ SCENARIOS = [
                    T + "new/y.md": "add"},
              tree={T + "old/x.md": None, T + "old/y.md": b"y, edited\n", T + "new/x.md": b"x\n",
                    T + "new/y.md": b"y\n"}),
+    # a file becomes a directory upstream: the removal must come before the new children (the
+    # content phase copies runs of adds on several threads; a removal is a barrier)
+    Scenario("file-becomes-directory",
+             [{S + "guide": b"flat\n", S + "a.md": b"a\n", S + "z.md": b"z\n"},
+              {S + "guide": None, S + "guide/intro.md": b"i\n", S + "guide/more.md": b"m\n",
+               S + "a.md": b"a2\n", S + "z.md": b"z2\n"}],
+             plan={T + "guide": "remove", T + "guide/intro.md": "add", T + "guide/more.md": "add",
+                   T + "a.md": "update", T + "z.md": "update"},
+             tree={T + "guide/intro.md": b"i\n", T + "guide/more.md": b"m\n", T + "a.md": b"a2\n",
+                   T + "z.md": b"z2\n"}),
+    Scenario("directory-becomes-file",
+             [{S + "guide/intro.md": b"i\n", S + "a.md": b"a\n"},
+              {S + "guide/intro.md": None, S + "guide": b"flat\n", S + "a.md": b"a2\n"}],
+             plan={T + "guide": "add", T + "guide/intro.md": "remove", T + "a.md": "update"},
+             tree={T + "guide": b"flat\n", T + "a.md": b"a2\n"}),
     Scenario("user-workflow-survives",
              [{"universal/workflows/wf/phase.md": b"p1\n"},
               {"universal/workflows/wf/phase.md": b"p2\n"}],
@@ -229,6 +245,13 @@ def test_scenario(sc: Scenario, tmp_path: Path) -> None:
     after = {p: p.read_bytes() for p in (proj / ".praxis-os").rglob("*") if p.is_file()
              and ".cache" not in p.parts and ".backups" not in p.parts}
     assert after == before
+    if sc.id == "file-becomes-directory":  # and back: the rollback restores the flat file
+        engine.manual_rollback(options(repo, proj))
+        assert _tree(proj, T + "guide") == b"flat\n" and _tree(proj, T + "a.md") == b"a\n"
+        assert _tree(proj, T + "guide/intro.md") is None
+    if sc.id == "directory-becomes-file":  # and back: the directory and its file return
+        engine.manual_rollback(options(repo, proj))
+        assert _tree(proj, T + "guide/intro.md") == b"i\n" and _tree(proj, T + "a.md") == b"a\n"
 
 
 def test_downgrade_allowed_with_flag(tmp_path: Path) -> None:

@@ -28,7 +28,7 @@ from typing import Any
 from . import faults
 from .checkpoint import FINISHED, Session, list_sessions, now_iso
 from .errors import BackupError
-from .fsutil import atomic_write_bytes, atomic_write_json, fsync_dir, sha256_file
+from .fsutil import atomic_write_bytes, atomic_write_json, fsync_dir, parallel_map, sha256_file
 from .layout import Install
 from .plan import Plan
 from .venv import VENVS, venv_state
@@ -111,10 +111,12 @@ def estimate_size(install: Install, plan: Plan) -> int:
 def _entry_for(live: Path, dst: Path) -> dict[str, Any]:
     try:
         st = os.lstat(live)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # absent, or a parent is a file
         return {"kind": "absent"}
     if stat.S_ISLNK(st.st_mode):
         return {"kind": "symlink", "target": os.readlink(live)}
+    if stat.S_ISDIR(st.st_mode):  # a directory the plan replaces by a file; its files have
+        return {"kind": "dir"}    # entries of their own
     if not stat.S_ISREG(st.st_mode):
         raise BackupError(
             f"cannot back up {live}",
@@ -154,19 +156,20 @@ def create_backup(install: Install, plan: Plan, session: Session, backup_id: str
         shutil.rmtree(partial)
     partial.mkdir()
     files, trees = paths_to_back_up(install, plan)
-    entries: dict[str, dict[str, Any]] = {}
-    for rel in files:
-        entries[rel] = _entry_for(install.path(rel), backup_file(partial, rel))
-        faults.point("backup:file")
+    todo = list(files)
     for t in trees:
         top = install.path(t)
         for root, dirs, names in os.walk(top):
             dirs.sort()
             for name in sorted(names) + [d for d in dirs if os.path.islink(os.path.join(root, d))]:
-                full = Path(root) / name
-                rel = full.relative_to(install.root).as_posix()
-                entries[rel] = _entry_for(full, backup_file(partial, rel))
-                faults.point("backup:file")
+                todo.append((Path(root) / name).relative_to(install.root).as_posix())
+
+    def copy_one(rel: str) -> dict[str, Any]:
+        entry = _entry_for(install.path(rel), backup_file(partial, rel))
+        faults.point("backup:file")
+        return entry
+
+    entries: dict[str, dict[str, Any]] = dict(zip(todo, parallel_map(copy_one, todo)))
     for d in sorted({p.parent for p in (partial / "files").rglob("*")} | {partial / "files"}):
         if d.is_dir():
             fsync_dir(d)

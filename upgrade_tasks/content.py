@@ -30,8 +30,10 @@ from .fsutil import (
     ChangedSource,
     atomic_copy_verified,
     atomic_write_bytes,
+    batched_dir_syncs,
     durable_unlink,
     file_sha_or_none,
+    parallel_map,
     remove_empty_parents,
 )
 from .layout import PRAXIS_DIR, Install, is_protected
@@ -59,6 +61,15 @@ class ContentResult:
     kept: list[str] = field(default_factory=list)
     not_ignored: list[str] = field(default_factory=list)
     already_done: int = 0
+
+    def merge(self, other: ContentResult) -> None:
+        self.added += other.added
+        self.updated += other.updated
+        self.removed += other.removed
+        self.conflicts += other.conflicts
+        self.kept += other.kept
+        self.not_ignored += other.not_ignored
+        self.already_done += other.already_done
 
     def summary(self) -> str:
         merged = sum(1 for c in self.conflicts if c["resolution"] == "merged")
@@ -204,12 +215,38 @@ def apply_action(install: Install, source: Source, a: FileAction, res: ContentRe
 
 
 def run_content(install: Install, source: Source, plan: Plan) -> ContentResult:
+    """Apply the plan: removals first, deepest first (so a file that becomes a directory
+    upstream, or a directory that becomes a file, is out of the way), then the rest in path
+    order. Runs of plain adds and updates, which each write one file of their own, are copied on
+    several threads; anything else (a merge, the .gitignore block) is done alone."""
     res = ContentResult()
-    for a in plan.actions:
-        if a.action == "unchanged":
-            continue
-        apply_action(install, source, a, res)
+
+    def one(a: FileAction) -> ContentResult:
+        r = ContentResult()
+        apply_action(install, source, a, r)
         faults.point("content:file")
+        return r
+
+    batch: list[FileAction] = []
+
+    def flush() -> None:
+        for r in parallel_map(one, batch):
+            res.merge(r)
+        batch.clear()
+
+    removals = [a for a in plan.actions if a.action == "remove"]
+    ordered = sorted(removals, key=lambda a: a.target, reverse=True) + [
+        a for a in plan.actions if a.action != "remove"]
+    with batched_dir_syncs():  # the phase's checkpoint is written after the block
+        for a in ordered:
+            if a.action == "unchanged":
+                continue
+            if a.action in ("add", "update") and a.area != "gitignore":
+                batch.append(a)
+                continue
+            flush()
+            res.merge(one(a))
+        flush()
     return res
 
 

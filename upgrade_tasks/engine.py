@@ -54,7 +54,7 @@ from .errors import (
 from .fsutil import sweep_temp_files
 from .layout import Install
 from .lock import UpgradeLock, describe_owner, probe_lock
-from .mcp_client import probe_http, probe_stdio, stderr_problems
+from .mcp_client import probe_http, probe_stdio, scan_registered_tools, stderr_problems
 from .options import Options
 from .plan import NEW_SUFFIX, WRITES, Plan, attention_items, render_plan
 from .preflight import PreflightResult, check_target, run_preflight
@@ -286,13 +286,14 @@ def is_noop(plan: Plan) -> bool:
 def phase_backup(run: Run) -> str:
     s, _src, plan = run.need()
     inst = run.install
+    # The tools the installed server declares (a static scan: starting the old server only to
+    # list them cost a server start per upgrade, ~0.07 CPU s; validation starts the new one).
     old_tools: list[str] | None = None
-    if inst.venv_python.exists() and inst.server_dir.is_dir():
+    if inst.server_dir.is_dir():
         try:
-            old = probe_stdio(inst.venv_python, inst.project, timeout=run.opts.probe_timeout)
-            old_tools = list(old.tools)
+            old_tools = sorted(scan_registered_tools(inst.server_dir))
         except UpgradeError as exc:
-            run.notes.append(f"the old server could not be probed: {exc.what}")
+            run.notes.append(f"the old server's tools could not be read: {exc.what}")
     s.artifacts(1)["old_tools"] = old_tools
     bid = s.artifacts(1).get("backup_id") or backup_mod.new_backup_id()
     s.artifacts(1)["backup_id"] = bid
@@ -308,7 +309,8 @@ def phase_backup(run: Run) -> str:
     s.artifacts(1).update({"backup_path": str(b.path), "files_backed_up": len(b.entries),
                            "backup_size": size, "integrity_verified": True})
     tools = "unknown" if old_tools is None else str(len(old_tools))
-    return f"backup {bid}: {len(b.entries)} paths, {size / 1e3:.1f} kB, verified; old server tools: {tools}"
+    return (f"backup {bid}: {len(b.entries)} paths, {size / 1e3:.1f} kB, verified; "
+            f"old server declares {tools} tools")
 
 
 def phase_content(run: Run) -> str:

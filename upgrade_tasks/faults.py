@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
 from collections import Counter
 
 _hits: Counter[str] = Counter()
+_lock = threading.Lock()
 _ENV = ("PRAXIS_UPGRADE_FAULT", "PRAXIS_UPGRADE_KILL", "PRAXIS_UPGRADE_PAUSE",
         "PRAXIS_UPGRADE_TRACE")
 
@@ -29,12 +31,12 @@ class InjectedFault(RuntimeError):
     """A failure injected by a test through ``PRAXIS_UPGRADE_FAULT``."""
 
 
-def _matches(specs: str, name: str) -> bool:
+def _matches(specs: str, name: str, n: int) -> bool:
     for spec in specs.split(","):
         spec = spec.strip()
         if "#" in spec:
             point_name, _, nth = spec.rpartition("#")
-            if point_name == name and _hits[name] == int(nth):
+            if point_name == name and n == int(nth):
                 return True
         elif spec == name:
             return True
@@ -45,16 +47,18 @@ def point(name: str) -> None:
     """Mark a durable step; tests may crash, fail or pause the run here."""
     if not any(k in os.environ for k in _ENV):
         return
-    _hits[name] += 1
-    trace = os.environ.get("PRAXIS_UPGRADE_TRACE")
-    if trace:
-        with open(trace, "a") as fh:
-            fh.write(f"{name}#{_hits[name]}\n")
+    with _lock:  # copy loops call this from several threads
+        _hits[name] += 1
+        n = _hits[name]
+        trace = os.environ.get("PRAXIS_UPGRADE_TRACE")
+        if trace:
+            with open(trace, "a") as fh:
+                fh.write(f"{name}#{n}\n")
     kill = os.environ.get("PRAXIS_UPGRADE_KILL", "")
-    if kill and _matches(kill, name):
+    if kill and _matches(kill, name, n):
         os.kill(os.getpid(), signal.SIGKILL)
     pause = os.environ.get("PRAXIS_UPGRADE_PAUSE", "")
-    if pause and _matches(pause, name):
+    if pause and _matches(pause, name, n):
         flag = os.environ["PRAXIS_UPGRADE_PAUSE_FLAG"]
         with open(flag, "w") as fh:
             fh.write(str(os.getpid()))
@@ -62,5 +66,5 @@ def point(name: str) -> None:
         while os.path.exists(flag) and time.monotonic() < deadline:
             time.sleep(0.02)
     fault = os.environ.get("PRAXIS_UPGRADE_FAULT", "")
-    if fault and _matches(fault, name):
+    if fault and _matches(fault, name, n):
         raise InjectedFault(f"fault injected at {name}")

@@ -18,6 +18,7 @@ secret is ever put in a command line, a log or a report.
 
 from __future__ import annotations
 
+import errno
 import getpass
 import json
 import math
@@ -326,35 +327,55 @@ def run_on_host(c: Any, command: str, opts: Options, prep: Prepared, console: Co
         return c.run(cmd, **kw)
 
     try:
-        boot = BOOTSTRAP.replace("REMOTE_DIR", repr(opts.remote_dir)).replace(
-            "NAMES", repr([prep.pyz.name] + ([f"sources/{snapshot_name(prep.commit)}"]
-                                             if prep.commit else [])))
-        r = run("python3 -c " + shlex.quote(boot))
-        if r.exited != 0 or not r.stdout.startswith("PRAXIS-BOOT"):
-            text = (r.stderr or r.stdout).strip()
-            if r.exited == 127 or "not found" in text:
-                res.message = ("python3 was not found on the host; it needs python3 >= 3.9 "
-                               "(and sshd), nothing else: install python3 there and rerun")
-            else:
-                res.message = f"python3 failed on the host: {text[-200:]}"
-            return _done(res, "failed", 2, t0)
-        _tag, ver, rdir, have = (r.stdout.splitlines()[0].split("\t") + [""])[:4]
-        if tuple(int(x) for x in ver.split(".")) < (3, 9):
-            res.message = f"python3 on the host is {ver}; the upgrader needs >= 3.9"
-            return _done(res, "failed", 2, t0)
+        names = [prep.pyz.name] + ([f"sources/{snapshot_name(prep.commit)}"] if prep.commit else [])
+        if opts.sudo:  # the files live in the target user's home: a shell round trip as them
+            boot = BOOTSTRAP.replace("REMOTE_DIR", repr(opts.remote_dir)).replace(
+                "NAMES", repr(names))
+            r = run("python3 -c " + shlex.quote(boot))
+            if r.exited != 0 or not r.stdout.startswith("PRAXIS-BOOT"):
+                text = (r.stderr or r.stdout).strip()
+                if r.exited == 127 or "not found" in text:
+                    res.message = NO_PYTHON
+                else:
+                    res.message = f"python3 failed on the host: {text[-200:]}"
+                return _done(res, "failed", 2, t0)
+            _tag, ver, rdir, have = (r.stdout.splitlines()[0].split("\t") + [""])[:4]
+            if tuple(int(x) for x in ver.split(".")) < (3, 9):
+                res.message = f"python3 on the host is {ver}; the upgrader needs >= 3.9"
+                return _done(res, "failed", 2, t0)
+            present = set(have.split(",")) if have else set()
+
+            def upload(local: Path, remote: str) -> None:
+                _upload(c, run, local, remote)
+        else:  # no shell and no interpreter start: SFTP only (the zipapp checks the version)
+            sftp = c.sftp()
+            rdir = opts.remote_dir or f"{sftp.normalize('.')}/.cache/praxis-upgrade"
+            try:
+                for sub in ("runs", "sources"):
+                    _sftp_makedirs(sftp, f"{rdir}/{sub}")
+                present = {n for n in names if _sftp_exists(sftp, f"{rdir}/{n}")}
+            except OSError as exc:
+                if exc.errno not in _FS_ERRNOS:
+                    raise
+                res.message = (f"cannot prepare the remote dir {rdir} on the host: "
+                               f"{exc.strerror or exc}; pass --remote-dir with a directory the "
+                               "login user can write (default ~/.cache/praxis-upgrade)")
+                return _done(res, "failed", 2, t0)
+
+            def upload(local: Path, remote: str) -> None:
+                _sftp_upload(c, sftp, run, local, remote)
         if not rdir.startswith("/"):
             raise UsageError("--remote-dir must be absolute", rdir, "pass an absolute path")
-        present = set(have.split(",")) if have else set()
         pyz_remote = f"{rdir}/{prep.pyz.name}"
         if prep.pyz.name not in present:
-            _upload(c, run, prep.pyz, pyz_remote)
+            upload(prep.pyz, pyz_remote)
         py = f"{_forwarded_env()}python3 {shlex.quote(pyz_remote)}"
         go = ["--project", str(opts.project)]
         source_dir = None
         if prep.snapshot is not None and prep.commit:
             name = f"sources/{snapshot_name(prep.commit)}"
             if name not in present:
-                _upload(c, run, prep.snapshot, f"{rdir}/{name}")
+                upload(prep.snapshot, f"{rdir}/{name}")
             source_dir = f"{rdir}/sources/{prep.commit}"
             go += ["--snapshot", f"{rdir}/{name}", "--source-dir", source_dir]
         if command == "upgrade" and not opts.dry_run:
@@ -362,6 +383,9 @@ def run_on_host(c: Any, command: str, opts: Options, prep: Prepared, console: Co
         go.append(f"{rdir}/runs")
         t = run(f"{py} go {_q(go)} -- {_q(engine_args(command, opts, source_dir))}", stream=True)
         code = int(t.exited)
+        if code == 127 and not opts.sudo:  # the shell did not find python3
+            res.message = NO_PYTHON
+            return _done(res, "failed", 2, t0)
         for ln in reversed(res.tail):
             if ln.startswith("PRAXIS-STATUS "):
                 _fill_from_status(res, ln[len("PRAXIS-STATUS "):])
@@ -383,8 +407,13 @@ def run_on_host(c: Any, command: str, opts: Options, prep: Prepared, console: Co
         return _done(res, "unreachable" if _is_connect_error(exc) else "failed", None, t0)
 
 
-#: One round trip before anything else: python version, the remote dir (created), and which
-#: of the content-addressed artifacts are already there.
+_FS_ERRNOS = (errno.EACCES, errno.EPERM, errno.ENOENT, errno.ENOTDIR, errno.EROFS, errno.ENOSPC)
+NO_PYTHON = ("python3 was not found on the host; it needs python3 >= 3.9 (and sshd), nothing "
+             "else: install python3 there and rerun")
+
+#: With --sudo, one round trip as the target user before anything else: python version, the
+#: remote dir (created), and which of the content-addressed artifacts are already there.
+#: Without --sudo the same is done over SFTP (no shell, no interpreter start on the host).
 BOOTSTRAP = """
 import os, sys
 rdir = REMOTE_DIR or os.path.join(os.path.expanduser('~'), '.cache', 'praxis-upgrade')
@@ -393,6 +422,39 @@ for sub in ('runs', 'sources'):
 have = [n for n in NAMES if os.path.isfile(os.path.join(rdir, n))]
 print('PRAXIS-BOOT\t%d.%d\t%s\t%s' % (sys.version_info[0], sys.version_info[1], rdir, ','.join(have)))
 """
+
+
+def _sftp_exists(sftp: Any, path: str) -> bool:
+    try:
+        sftp.stat(path)
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def _sftp_makedirs(sftp: Any, path: str) -> None:
+    """``mkdir -p`` over SFTP (hosts may share a disk: a concurrent mkdir is fine)."""
+    if _sftp_exists(sftp, path):
+        return
+    parent = path.rsplit("/", 1)[0]
+    if parent and parent != path:
+        _sftp_makedirs(sftp, parent)
+    try:
+        sftp.mkdir(path)
+    except OSError:
+        if not _sftp_exists(sftp, path):
+            raise
+
+
+def _sftp_upload(c: Any, sftp: Any, run: Callable[..., Any], local: Path, remote: str) -> None:
+    """Upload to a temp name, then an atomic rename over SFTP (OpenSSH's posix-rename; a
+    shell ``mv`` on servers without it)."""
+    tmp = f"{remote}.tmp-{os.getpid()}-{threading.get_ident()}"
+    sftp.put(str(local), tmp)
+    try:
+        sftp.posix_rename(tmp, remote)
+    except OSError:
+        run(_q(["mv", "-f", tmp, remote]))
 
 
 def _upload(c: Any, run: Callable[..., Any], local: Path, remote: str) -> None:

@@ -7,18 +7,23 @@ that may be hard-linked elsewhere is never written through (always a new inode).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import shutil
 import stat
 import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from . import faults
 
 CHUNK = 1 << 20
+T = TypeVar("T")
+R = TypeVar("R")
 #: Every temp file of an atomic write ends so; a run killed between the write and the rename
 #: leaves one behind, which resume and rollback sweep away (:func:`sweep_temp_files`).
 TMP_SUFFIX = ".praxis-tmp"
@@ -31,6 +36,57 @@ def fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+_batched_dirs: set[Path] | None = None
+
+
+@contextlib.contextmanager
+def batched_dir_syncs() -> Iterator[None]:
+    """Within the block, the directory fsync after each rename or unlink is done once per
+    directory when the block ends, instead of once per file.
+
+    For loops whose progress is recorded only after the block (the content phase, the staging
+    of mcp_server/): a SIGKILL never loses a rename (the kernel has it), and a power loss before
+    the block's end loses only work that no checkpoint claims yet, which the rerun redoes.
+    """
+    global _batched_dirs
+    if _batched_dirs is not None:  # nested: the outer block syncs
+        yield
+        return
+    _batched_dirs = set()
+    try:
+        yield
+    finally:
+        dirs, _batched_dirs = _batched_dirs, None
+        for d in sorted(dirs):
+            with contextlib.suppress(FileNotFoundError, NotADirectoryError):  # gone since
+                fsync_dir(d)
+
+
+#: Threads for copy loops: each file's fsync waits on the disk, and concurrent fsyncs share
+#: journal commits (measured here: 229 small files, 0.07 s one by one, 0.04 s with 4 threads).
+IO_THREADS = 4
+
+
+def parallel_map(fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
+    """``[fn(x) for x in items]`` on :data:`IO_THREADS` threads, results in order. The first
+    exception is raised after the running calls end; queued calls are cancelled (Ctrl-C too)."""
+    items = list(items)
+    if IO_THREADS <= 1 or len(items) <= 1:
+        return [fn(x) for x in items]
+    ex = ThreadPoolExecutor(IO_THREADS, thread_name_prefix="praxis-io")
+    try:
+        return list(ex.map(fn, items))
+    finally:
+        ex.shutdown(wait=True, cancel_futures=True)
+
+
+def _sync_parent(path: Path) -> None:
+    if _batched_dirs is not None:
+        _batched_dirs.add(path.parent)
+    else:
+        fsync_dir(path.parent)
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -52,7 +108,7 @@ def file_sha_or_none(path: Path) -> str | None:
     """sha256 of a regular file, ``None`` when absent; symlinks count as absent-ish (raise)."""
     try:
         st = os.lstat(path)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # absent, or a parent is a file
         return None
     if stat.S_ISLNK(st.st_mode):
         return "symlink:" + os.readlink(path)
@@ -80,11 +136,16 @@ def atomic_write_bytes(path: Path, data: bytes, mode: int | None = None) -> None
         except FileNotFoundError:
             pass
         raise
-    fsync_dir(path.parent)
+    _sync_parent(path)
 
 
-def atomic_write_json(path: Path, obj: Any) -> None:
-    data = json.dumps(obj, indent=2, sort_keys=True).encode() + b"\n"
+def atomic_write_json(path: Path, obj: Any, pretty: bool = False) -> None:
+    """Machine files (state, manifests) are written compact: ``indent`` forces json's pure-Python
+    encoder, 10x slower, and the session file is saved at every durable step."""
+    if pretty:
+        data = json.dumps(obj, indent=2, sort_keys=True).encode() + b"\n"
+    else:
+        data = json.dumps(obj, sort_keys=True, separators=(",", ":")).encode() + b"\n"
     atomic_write_bytes(path, data, mode=0o644)
 
 
@@ -121,7 +182,7 @@ def atomic_copy_verified(src: Path, dst: Path, sha256: str | None, mode: int) ->
         except FileNotFoundError:
             pass
         raise
-    fsync_dir(dst.parent)
+    _sync_parent(dst)
 
 
 class ChangedSource(Exception):
@@ -134,7 +195,7 @@ def durable_unlink(path: Path) -> bool:
         os.unlink(path)
     except FileNotFoundError:
         return False
-    fsync_dir(path.parent)
+    _sync_parent(path)
     return True
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import hashlib
 import json
 import os
 import queue
@@ -18,8 +19,6 @@ import subprocess
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -450,6 +449,9 @@ def _probe_stdio(
         with contextlib.suppress(OSError, ValueError):
             assert proc.stdin is not None
             proc.stdin.close()
+        # the stdout reader ends at the server's exit: joining it wakes us at once, where
+        # Popen.wait(timeout) would poll with sleeps of up to 50 ms
+        session.join_readers(_EXIT_WAIT_S)
         try:
             proc.wait(timeout=_EXIT_WAIT_S)
         except subprocess.TimeoutExpired:
@@ -506,6 +508,11 @@ def probe_http(url: str, *, timeout: float = 10.0) -> ProbeResult:
         )
     if timeout <= 0:
         raise UsageError(f"probe timeout must be positive, got {timeout}")
+    # imported here: urllib.request (http.client, ssl, email) costs ~11 ms of start-up that
+    # every stdio-only run would pay
+    import urllib.error
+    import urllib.request
+
     start = time.monotonic()
     deadline = start + timeout
     headers: dict[str, str] = {
@@ -643,16 +650,34 @@ def scan_registered_tools(server_dir: Path) -> set[str]:
         if "__pycache__" in path.relative_to(server_dir).parts:
             continue
         try:
-            tree = ast.parse(path.read_bytes(), filename=str(path))
-        except (OSError, SyntaxError, ValueError):
+            data = path.read_bytes()
+        except OSError:
             continue
-        for node in ast.walk(tree):
+        names |= _tools_in(data)
+    return names
+
+
+_SCANNED: dict[bytes, frozenset[str]] = {}
+
+
+def _tools_in(data: bytes) -> frozenset[str]:
+    """The tools one file registers; cached by content (pre-flight scans the source's server,
+    validation the same files once installed)."""
+    key = hashlib.sha256(data).digest()
+    if key not in _SCANNED:
+        found: set[str] = set()
+        try:
+            tree = ast.parse(data)
+        except (SyntaxError, ValueError):
+            tree = None
+        for node in ast.walk(tree) if tree is not None else ():
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 for decorator in node.decorator_list:
                     name = _tool_name(decorator, node.name)
                     if name is not None:
-                        names.add(name)
-    return names
+                        found.add(name)
+        _SCANNED[key] = frozenset(found)
+    return _SCANNED[key]
 
 
 def stderr_problems(stderr: str) -> list[str]:

@@ -36,7 +36,7 @@ import os
 import re
 import shutil
 import subprocess
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -209,9 +209,11 @@ class Plan:
         return out
 
     def to_json(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["actions"] = [asdict(a) for a in self.actions]
-        return d
+        # a json round trip is the C-speed deep copy (dataclasses.asdict took 28 ms here)
+        d = dict(self.__dict__, actions=[a.__dict__ for a in self.actions],
+                 server=self.server.__dict__)
+        out: dict[str, Any] = json.loads(json.dumps(d))
+        return out
 
     @classmethod
     def from_json(cls, raw: dict[str, Any]) -> Plan:
@@ -299,23 +301,22 @@ class SymlinkInPath(Exception):
         self.path = path
 
 
-def check_no_symlink(install: Install, rel: str, cache: dict[Path, bool] | None = None) -> None:
-    """Raise :class:`SymlinkInPath` when a directory between .praxis-os and ``rel`` is a link."""
+def check_no_symlink(install: Install, rel: str, cache: dict[str, bool] | None = None) -> None:
+    """Raise :class:`SymlinkInPath` when a directory between .praxis-os and ``rel`` is a link.
+    (Plain strings and ``os.path``: this runs for every planned and every written path.)"""
     cache = {} if cache is None else cache
-    p = install.path(rel).parent
-    chain = []
-    root = install.root if not rel.startswith("../") else install.project
-    while p != root and root in p.parents:
-        chain.append(p)
-        p = p.parent
-    for d in chain:
+    target = os.path.normpath(os.path.join(str(install.root), rel))
+    root = str(install.root if not rel.startswith("../") else install.project)
+    prefix = root.rstrip(os.sep) + os.sep
+    d = os.path.dirname(target)
+    while d != root and d.startswith(prefix):
         if d not in cache:
-            cache[d] = d.is_symlink()
+            cache[d] = os.path.islink(d)
         if cache[d]:
-            raise SymlinkInPath(d)
-    target = install.path(rel)
-    if target.is_symlink():
-        raise SymlinkInPath(target)
+            raise SymlinkInPath(Path(d))
+        d = os.path.dirname(d)
+    if os.path.islink(target):
+        raise SymlinkInPath(Path(target))
 
 
 def gitignore_block(current: str) -> str:
@@ -438,7 +439,7 @@ def plan_upgrade(
     notes: list[str] = []
     new = {t: f for t, f in source.files.items() if f.area == "content"}
     bfiles = base.files
-    symlink_cache: dict[Path, bool] = {}
+    symlink_cache: dict[str, bool] = {}
 
     content_targets = {t for t in bfiles if area_of_target(t) not in ("mcp_server", "config")}
     for target in sorted(set(new) | content_targets):
@@ -475,6 +476,18 @@ def plan_upgrade(
                 continue
             a.action = "remove" if local == b_sha else "orphan"
         actions.append(a)
+
+    # -- a directory that becomes a file upstream: when every file in the directory is one we
+    #    remove (pristine, deleted upstream), the new file replaces it (content removes first)
+    removed = {a.target for a in actions if a.action == "remove"}
+    for a in actions:
+        if a.action == "conflict" and (a.old_sha or "").startswith("special:") and a.new_sha:
+            d = install.path(a.target)
+            inside = {(Path(r) / n).relative_to(install.root).as_posix()
+                      for r, _dirs, names in os.walk(d) for n in names}
+            if inside and inside <= removed:
+                a.action, a.resolution, a.old_sha = "add", None, None
+                a.note = "replaces a directory whose files were all removed upstream"
 
     # -- config.json: never written; changed upstream defaults are offered beside it
     cfg_sf = source.files.get(CONFIG_NEW)

@@ -101,7 +101,7 @@ def write_reports(install: Install, session: Session) -> tuple[Path, Path]:
     install.reports_dir.mkdir(parents=True, exist_ok=True)
     j = install.reports_dir / f"{session.id}.json"
     m = install.reports_dir / f"{session.id}.md"
-    atomic_write_json(j, rep)
+    atomic_write_json(j, rep, pretty=True)
     atomic_write_bytes(m, render_markdown(rep).encode(), mode=0o644)
     return j, m
 
@@ -136,4 +136,4 @@ def write_version_record(install: Install, commit: str, previous: str | None, so
         "source": source,
         "updated_at": now_iso(),
         "session": session,
-    })
+    }, pretty=True)

@@ -58,10 +58,12 @@ def _entry_matches(path: Path, e: dict[str, object]) -> bool:
     kind = e["kind"]
     try:
         st = os.lstat(path)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # absent, or a parent is a file
         return kind == "absent"
     if kind == "symlink":
         return stat.S_ISLNK(st.st_mode) and os.readlink(path) == e["target"]
+    if kind == "dir":
+        return stat.S_ISDIR(st.st_mode)
     if kind == "file":
         return (stat.S_ISREG(st.st_mode) and st.st_size == e["size"]
                 and sha256_file(path) == e["sha256"])
@@ -196,7 +198,13 @@ def restore_backup(install: Install, b: Backup, allowed: dict[str, str]) -> Rest
             shutil.rmtree(leftover)
     tree_prefixes = tuple(t + "/" for t in b.trees)
     sweep_temp_files({install.path(rel).parent for rel in b.entries} | {install.root})
-    for rel, e in sorted(b.entries.items()):
+    # paths that did not exist first, deepest first, then files and links in path order: a
+    # file that became a directory (or the reverse) is emptied before it is put back
+    entries = sorted(b.entries.items())
+    first = ("absent", "dir")
+    order = ([x for x in reversed(entries) if x[1]["kind"] in first]
+             + [x for x in entries if x[1]["kind"] not in first])
+    for rel, e in order:
         if rel.startswith(tree_prefixes):
             continue
         live = install.path(rel)
@@ -217,6 +225,9 @@ def restore_backup(install: Install, b: Backup, allowed: dict[str, str]) -> Rest
         elif e["kind"] == "symlink":
             _restore_symlink(live, str(e["target"]))
             res.restored.append(rel)
+        elif e["kind"] == "dir":  # the file the upgrade put in its place goes; the
+            durable_unlink(live)   # directory's own entries bring it back
+            res.removed.append(rel)
         else:
             if live.is_dir() and not live.is_symlink():
                 raise RollbackError(

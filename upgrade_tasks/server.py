@@ -25,7 +25,7 @@ from . import faults
 from . import venv as venv_mod
 from .checkpoint import Session, now_iso
 from .errors import PhaseError
-from .fsutil import ChangedSource, atomic_copy_verified, fsync_dir, sha256_file
+from .fsutil import ChangedSource, atomic_copy_verified, batched_dir_syncs, fsync_dir, sha256_file
 from .layout import Install
 from .manifest import InstalledManifest
 from .plan import Plan
@@ -67,18 +67,19 @@ def stage(install: Install, source: Source) -> None:
     staged = install.staging_server
     if staged.exists():
         shutil.rmtree(staged)
-    for t, f in sorted(source.server_files.items()):
-        dst = staged / t[len("mcp_server/"):]
-        try:
-            atomic_copy_verified(f.abspath, dst, f.sha256, f.mode)
-        except ChangedSource:
-            raise PhaseError(f"source file {f.src} changed during the upgrade",
-                             "its checksum no longer matches the one planned",
-                             "do not edit the source checkout while an upgrade runs") from None
-        faults.point("server:stage-file")
-    staged.mkdir(exist_ok=True)
-    for d in sorted({p.parent for p in staged.rglob("*")} | {staged}):
-        fsync_dir(d)
+    with batched_dir_syncs():
+        for t, f in sorted(source.server_files.items()):
+            dst = staged / t[len("mcp_server/"):]
+            try:
+                atomic_copy_verified(f.abspath, dst, f.sha256, f.mode)
+            except ChangedSource:
+                raise PhaseError(f"source file {f.src} changed during the upgrade",
+                                 "its checksum no longer matches the one planned",
+                                 "do not edit the source checkout while an upgrade runs") from None
+            faults.point("server:stage-file")
+        staged.mkdir(exist_ok=True)
+        for d in sorted({p.parent for p in staged.rglob("*")} | {staged}):
+            fsync_dir(d)
     got = live_tree(staged)
     if got != expected_tree(source):
         raise PhaseError(

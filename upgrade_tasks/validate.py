@@ -69,8 +69,11 @@ def validate_server(
     install: Install, old_tools: list[str] | None, timeout: float, smoke: tuple[str, ...]
 ) -> ValidationResult:
     expected = sorted(scan_registered_tools(install.server_dir))
-    import_check(install, timeout)
-    res = probe(install, timeout, smoke)
+    try:
+        res = probe(install, timeout, smoke)
+    except ProbeError:
+        import_check(install, timeout)  # a clearer cause when the code does not even import
+        raise
     live = set(res.tools)
     problems = stderr_problems(res.stderr)
     if problems:

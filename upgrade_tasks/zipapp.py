@@ -59,6 +59,9 @@ def build_zipapp(out_dir: Path) -> Path:
         for name, path in _package_files():
             info = zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0))
             info.external_attr = 0o644 << 16
+            # a ZipInfo is stored uncompressed unless told: deflated, the archive is ~4x smaller
+            # (2.0 MB -> ~0.5 MB to upload to every host; zlib costs the host ~ms on import)
+            info.compress_type = zipfile.ZIP_DEFLATED
             zf.writestr(info, path.read_bytes())
             pyc = _compile(path)
             if pyc is not None:
@@ -66,6 +69,7 @@ def build_zipapp(out_dir: Path) -> Path:
                 # at every start); any other version has a different magic and reads the .py
                 info = zipfile.ZipInfo(name + "c", date_time=(2020, 1, 1, 0, 0, 0))
                 info.external_attr = 0o644 << 16
+                info.compress_type = zipfile.ZIP_DEFLATED
                 zf.writestr(info, pyc)
         info = zipfile.ZipInfo("__main__.py", date_time=(2020, 1, 1, 0, 0, 0))
         info.external_attr = 0o644 << 16
