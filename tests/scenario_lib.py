@@ -3,7 +3,6 @@ at one of its commits, and an in-process upgrade through the same engine the tas
 
 from __future__ import annotations
 
-import hashlib
 import os
 import subprocess
 import sys
@@ -74,5 +73,3 @@ def run_upgrade(source: Path, project: Path, **kw: object) -> None:
     engine.run_all(options(source, project, **kw))
 
 
-def sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()

@@ -15,19 +15,12 @@ from pathlib import Path
 
 import pytest
 from conftest import REPO, digest, invoke, sessions, upgrade, wait_for
+from scenario_lib import git
 
 from upgrade_tasks.sample import make_project
 from upgrade_tasks.sample_source import SampleSource
 
 P = ".praxis-os"
-GIT = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
-       "GIT_COMMITTER_EMAIL": "t@t"}
-
-
-def git(repo: Path, *args: str) -> None:
-    subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True,
-                   env={**os.environ, **GIT})
-
 
 def clone(source: SampleSource, dest: Path) -> Path:
     subprocess.run(["git", "clone", "-q", str(source.path), str(dest)], check=True)

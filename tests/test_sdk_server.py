@@ -12,7 +12,7 @@ from pathlib import Path
 
 import mcp.server  # noqa: F401 - a missing SDK must fail here, in CI too, never skip
 from conftest import digest, sessions, upgrade
-from scenario_lib import GIT_ENV
+from scenario_lib import git
 from test_deps_and_restart import _free_port, _start_http, _state
 
 from upgrade_tasks.mcp_client import probe_http, probe_stdio
@@ -90,11 +90,6 @@ def pos_browser(action: str) -> str:
 '''
 
 
-def _git(repo: Path, *args: str) -> str:
-    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True,
-                          text=True, env={**os.environ, **GIT_ENV}).stdout.strip()
-
-
 def _sdk_source(base: Path, sample: Path) -> tuple[Path, str, str]:
     repo = base / "sdk-src"
     subprocess.run(["git", "clone", "-q", str(sample), str(repo)], check=True)
@@ -106,9 +101,9 @@ def _sdk_source(base: Path, sample: Path) -> tuple[Path, str, str]:
         (repo / "mcp_server" / "__main__.py").write_text(
             SERVER.replace("VERSION", repr(version)).replace("EXTRA", extra))
         (repo / "mcp_server" / "requirements.txt").write_text("mcp>=2,<3\n")
-        _git(repo, "add", "-A")
-        _git(repo, "commit", "-q", "-m", f"sdk server {version}")
-        shas.append(_git(repo, "rev-parse", "HEAD"))
+        git(repo, "add", "-A")
+        git(repo, "commit", "-q", "-m", f"sdk server {version}")
+        shas.append(git(repo, "rev-parse", "HEAD"))
     return repo, shas[0], shas[1]
 
 

@@ -28,7 +28,14 @@ from typing import Any
 from . import faults
 from .checkpoint import FINISHED, Session, list_sessions, now_iso
 from .errors import BackupError
-from .fsutil import atomic_write_bytes, atomic_write_json, fsync_dir, parallel_map, sha256_file
+from .fsutil import (
+    atomic_write_bytes,
+    atomic_write_json,
+    copy_hashing,
+    fsync_dir,
+    parallel_map,
+    sha256_file,
+)
 from .layout import Install
 from .plan import Plan
 from .venv import VENVS, venv_state
@@ -125,13 +132,13 @@ def _entry_for(live: Path, dst: Path) -> dict[str, Any]:
         )
     dst.parent.mkdir(parents=True, exist_ok=True)
     with open(live, "rb") as inp, open(dst, "wb") as out:
-        shutil.copyfileobj(inp, out, 1 << 20)
+        sha = copy_hashing(inp, out)  # verify_backup reads the copies back afterwards
         out.flush()
         os.fsync(out.fileno())
     os.chmod(dst, stat.S_IMODE(st.st_mode))
     return {
         "kind": "file",
-        "sha256": sha256_file(dst),
+        "sha256": sha,
         "size": st.st_size,
         "mode": stat.S_IMODE(st.st_mode),
     }

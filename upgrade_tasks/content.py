@@ -21,7 +21,6 @@ is checked again here.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 
 from . import faults
@@ -35,6 +34,7 @@ from .fsutil import (
     file_sha_or_none,
     parallel_map,
     remove_empty_parents,
+    sha256_bytes,
 )
 from .layout import PRAXIS_DIR, Install, is_protected
 from .plan import (
@@ -112,10 +112,6 @@ def _install_file(install: Install, source: Source, src_target: str, rel: str, m
                          "`invoke upgrade`") from None
 
 
-def _sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
 def _keep_beside(install: Install, source: Source, a: FileAction, res: ContentResult,
                  note: str) -> None:
     side = a.target + NEW_SUFFIX
@@ -135,7 +131,7 @@ def apply_action(install: Install, source: Source, a: FileAction, res: ContentRe
         except FileNotFoundError:
             now = ""
         want = gitignore_block(now).encode()
-        if cur != _sha(want):
+        if cur != sha256_bytes(want):
             atomic_write_bytes(path, want, mode=0o644)
         (res.added if a.action == "add" else res.updated).append(a.target)
         res.not_ignored = git_check_ignore(
@@ -183,7 +179,7 @@ def apply_action(install: Install, source: Source, a: FileAction, res: ContentRe
                     _keep_beside(install, source, a, res, "changed while the upgrade ran")
                     return
                 data = merged_content(a, install, source, source.root)
-                if _sha(data) != a.merged_sha:
+                if sha256_bytes(data) != a.merged_sha:
                     raise PhaseError(f"the merge of {a.target} differs from the planned one",
                                      "the inputs changed", "rerun `invoke upgrade`")
                 _write(install, a.target, data, a.mode)
@@ -215,10 +211,9 @@ def apply_action(install: Install, source: Source, a: FileAction, res: ContentRe
 
 
 def run_content(install: Install, source: Source, plan: Plan) -> ContentResult:
-    """Apply the plan: removals first, deepest first (so a file that becomes a directory
-    upstream, or a directory that becomes a file, is out of the way), then the rest in path
-    order. Runs of plain adds and updates, which each write one file of their own, are copied on
-    several threads; anything else (a merge, the .gitignore block) is done alone."""
+    """Apply the plan: removals first, one by one and deepest first (so a file that becomes a
+    directory upstream, or a directory that becomes a file, is out of the way), then every
+    other action on several threads: each writes only its own paths. Results in plan order."""
     res = ContentResult()
 
     def one(a: FileAction) -> ContentResult:
@@ -227,26 +222,14 @@ def run_content(install: Install, source: Source, plan: Plan) -> ContentResult:
         faults.point("content:file")
         return r
 
-    batch: list[FileAction] = []
-
-    def flush() -> None:
-        for r in parallel_map(one, batch):
-            res.merge(r)
-        batch.clear()
-
-    removals = [a for a in plan.actions if a.action == "remove"]
-    ordered = sorted(removals, key=lambda a: a.target, reverse=True) + [
-        a for a in plan.actions if a.action != "remove"]
+    todo = [a for a in plan.actions if a.action != "unchanged"]
+    removals = sorted((a for a in todo if a.action == "remove"), key=lambda a: a.target,
+                      reverse=True)
     with batched_dir_syncs():  # the phase's checkpoint is written after the block
-        for a in ordered:
-            if a.action == "unchanged":
-                continue
-            if a.action in ("add", "update") and a.area != "gitignore":
-                batch.append(a)
-                continue
-            flush()
+        for a in removals:
             res.merge(one(a))
-        flush()
+        for r in parallel_map(one, [a for a in todo if a.action != "remove"]):
+            res.merge(r)
     return res
 
 

@@ -375,6 +375,12 @@ def restart_stopped(inst: Install, s: Session, opts: Options) -> dict[str, Any] 
         return None
     for srv in find_running_servers(inst):  # a previous attempt of this step
         stop_server(srv.pid)
+    return start_checked(inst, opts)
+
+
+def start_checked(inst: Install, opts: Options) -> dict[str, Any]:
+    """Start the server headless over HTTP and health-check it (MCP over HTTP, no errors in
+    its log); a server that fails the check is stopped again."""
     r = start_headless(inst, timeout=max(10.0, opts.probe_timeout))
     try:
         probe = wait_http(r.url, opts.probe_timeout)
@@ -764,9 +770,8 @@ def manual_rollback(opts: Options) -> str:
     lines = ["rollback complete:"] + [f"  {d}" for d in done] + [f"  restored server: {check}"]
     if http_was_running:
         try:
-            r = start_headless(inst, timeout=max(10.0, opts.probe_timeout))
-            wait_http(r.url, opts.probe_timeout)
-            lines.append(f"  restarted over HTTP as pid {r.pid} at {r.url}")
+            r = start_checked(inst, opts)
+            lines.append(f"  restarted over HTTP as pid {r['pid']} at {r['url']}")
         except UpgradeError as exc:
             lines.append(f"  the restored server could NOT be restarted: {exc.what} ({exc.why})")
     return "\n".join(lines)

@@ -330,7 +330,7 @@ def run_on_host(c: Any, command: str, opts: Options, prep: Prepared, console: Co
         names = [prep.pyz.name] + ([f"sources/{snapshot_name(prep.commit)}"] if prep.commit else [])
         if opts.sudo:  # the files live in the target user's home: a shell round trip as them
             boot = BOOTSTRAP.replace("REMOTE_DIR", repr(opts.remote_dir)).replace(
-                "NAMES", repr(names))
+                "NAMES", repr(names)).replace("HOME_SUBDIR", repr(DEFAULT_REMOTE_DIR))
             r = run("python3 -c " + shlex.quote(boot))
             if r.exited != 0 or not r.stdout.startswith("PRAXIS-BOOT"):
                 text = (r.stderr or r.stdout).strip()
@@ -344,12 +344,9 @@ def run_on_host(c: Any, command: str, opts: Options, prep: Prepared, console: Co
                 res.message = f"python3 on the host is {ver}; the upgrader needs >= 3.9"
                 return _done(res, "failed", 2, t0)
             present = set(have.split(",")) if have else set()
-
-            def upload(local: Path, remote: str) -> None:
-                _upload(c, run, local, remote)
         else:  # no shell and no interpreter start: SFTP only (the zipapp checks the version)
             sftp = c.sftp()
-            rdir = opts.remote_dir or f"{sftp.normalize('.')}/.cache/praxis-upgrade"
+            rdir = opts.remote_dir or f"{sftp.normalize('.')}/{DEFAULT_REMOTE_DIR}"
             try:
                 for sub in ("runs", "sources"):
                     _sftp_makedirs(sftp, f"{rdir}/{sub}")
@@ -361,21 +358,18 @@ def run_on_host(c: Any, command: str, opts: Options, prep: Prepared, console: Co
                                f"{exc.strerror or exc}; pass --remote-dir with a directory the "
                                "login user can write (default ~/.cache/praxis-upgrade)")
                 return _done(res, "failed", 2, t0)
-
-            def upload(local: Path, remote: str) -> None:
-                _sftp_upload(c, sftp, run, local, remote)
         if not rdir.startswith("/"):
             raise UsageError("--remote-dir must be absolute", rdir, "pass an absolute path")
         pyz_remote = f"{rdir}/{prep.pyz.name}"
         if prep.pyz.name not in present:
-            upload(prep.pyz, pyz_remote)
+            _upload(c.sftp(), run, prep.pyz, pyz_remote, shell_rename=opts.sudo)
         py = f"{_forwarded_env()}python3 {shlex.quote(pyz_remote)}"
         go = ["--project", str(opts.project)]
         source_dir = None
         if prep.snapshot is not None and prep.commit:
             name = f"sources/{snapshot_name(prep.commit)}"
             if name not in present:
-                upload(prep.snapshot, f"{rdir}/{name}")
+                _upload(c.sftp(), run, prep.snapshot, f"{rdir}/{name}", shell_rename=opts.sudo)
             source_dir = f"{rdir}/sources/{prep.commit}"
             go += ["--snapshot", f"{rdir}/{name}", "--source-dir", source_dir]
         if command == "upgrade" and not opts.dry_run:
@@ -407,6 +401,8 @@ def run_on_host(c: Any, command: str, opts: Options, prep: Prepared, console: Co
         return _done(res, "unreachable" if _is_connect_error(exc) else "failed", None, t0)
 
 
+#: Under the login user's home, when --remote-dir is not given.
+DEFAULT_REMOTE_DIR = ".cache/praxis-upgrade"
 _FS_ERRNOS = (errno.EACCES, errno.EPERM, errno.ENOENT, errno.ENOTDIR, errno.EROFS, errno.ENOSPC)
 NO_PYTHON = ("python3 was not found on the host; it needs python3 >= 3.9 (and sshd), nothing "
              "else: install python3 there and rerun")
@@ -416,7 +412,7 @@ NO_PYTHON = ("python3 was not found on the host; it needs python3 >= 3.9 (and ss
 #: Without --sudo the same is done over SFTP (no shell, no interpreter start on the host).
 BOOTSTRAP = """
 import os, sys
-rdir = REMOTE_DIR or os.path.join(os.path.expanduser('~'), '.cache', 'praxis-upgrade')
+rdir = REMOTE_DIR or os.path.join(os.path.expanduser('~'), HOME_SUBDIR)
 for sub in ('runs', 'sources'):
     os.makedirs(os.path.join(rdir, sub), exist_ok=True)
 have = [n for n in NAMES if os.path.isfile(os.path.join(rdir, n))]
@@ -446,21 +442,19 @@ def _sftp_makedirs(sftp: Any, path: str) -> None:
             raise
 
 
-def _sftp_upload(c: Any, sftp: Any, run: Callable[..., Any], local: Path, remote: str) -> None:
-    """Upload to a temp name, then an atomic rename over SFTP (OpenSSH's posix-rename; a
-    shell ``mv`` on servers without it)."""
+def _upload(sftp: Any, run: Callable[..., Any], local: Path, remote: str,
+            shell_rename: bool) -> None:
+    """Upload to a temp name, then an atomic rename (hosts may share a disk): over SFTP
+    (OpenSSH's posix-rename), or with ``mv`` through ``run`` (under --sudo, as the target
+    user, and on servers without posix-rename)."""
     tmp = f"{remote}.tmp-{os.getpid()}-{threading.get_ident()}"
     sftp.put(str(local), tmp)
-    try:
-        sftp.posix_rename(tmp, remote)
-    except OSError:
-        run(_q(["mv", "-f", tmp, remote]))
-
-
-def _upload(c: Any, run: Callable[..., Any], local: Path, remote: str) -> None:
-    """Upload to a temp name, then an atomic rename (hosts may share a disk)."""
-    tmp = f"{remote}.tmp-{os.getpid()}-{threading.get_ident()}"
-    c.put(str(local), remote=tmp)
+    if not shell_rename:
+        try:
+            sftp.posix_rename(tmp, remote)
+            return
+        except OSError:
+            pass
     run(_q(["mv", "-f", tmp, remote]))
 
 

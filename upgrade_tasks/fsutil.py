@@ -17,7 +17,7 @@ import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
 from . import faults
 
@@ -82,11 +82,39 @@ def parallel_map(fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
         ex.shutdown(wait=True, cancel_futures=True)
 
 
-def _sync_parent(path: Path) -> None:
+def sync_dir(path: Path) -> None:
+    """fsync the directory ``path`` now, or once at the end of the enclosing
+    :func:`batched_dir_syncs` block."""
     if _batched_dirs is not None:
-        _batched_dirs.add(path.parent)
+        _batched_dirs.add(path)
     else:
-        fsync_dir(path.parent)
+        fsync_dir(path)
+
+
+def _sync_parent(path: Path) -> None:
+    sync_dir(path.parent)
+
+
+def copy_hashing(inp: BinaryIO, out: BinaryIO) -> str:
+    """Stream ``inp`` into ``out`` in constant memory; the sha256 of what was copied."""
+    h = hashlib.sha256()
+    while True:
+        block = inp.read(CHUNK)
+        if not block:
+            return h.hexdigest()
+        h.update(block)
+        out.write(block)
+
+
+def atomic_symlink(path: Path, target: str) -> None:
+    """Make ``path`` a symlink to ``target`` with one rename (a temp link a killed run leaves
+    behind is swept like any other temp file)."""
+    tmp = path.with_name(f".{path.name[:40]}.link{TMP_SUFFIX}")
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(tmp)
+    os.symlink(target, tmp)
+    os.replace(tmp, path)
+    _sync_parent(path)
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -160,19 +188,13 @@ def atomic_copy_verified(src: Path, dst: Path, sha256: str | None, mode: int) ->
     given: constant memory whatever the file's size; a source that changed is never installed."""
     dst.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=f".{dst.name[:40]}.", suffix=TMP_SUFFIX)
-    h = hashlib.sha256()
     try:
         with os.fdopen(fd, "wb") as out, open(src, "rb") as inp:
-            while True:
-                block = inp.read(CHUNK)
-                if not block:
-                    break
-                h.update(block)
-                out.write(block)
+            got = copy_hashing(inp, out)
             out.flush()
             os.fchmod(out.fileno(), mode)
             os.fsync(out.fileno())
-        if sha256 is not None and h.hexdigest() != sha256:
+        if sha256 is not None and got != sha256:
             raise ChangedSource(str(src))
         faults.point("fs:before-replace")
         os.replace(tmp, dst)

@@ -16,7 +16,6 @@ import queue
 import signal
 import socket
 import subprocess
-import tempfile
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -25,6 +24,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from .errors import ProbeError, UsageError
+from .fsutil import atomic_write_bytes
 
 __all__ = [
     "CLIENT_NAME",
@@ -275,28 +275,6 @@ def _snapshot_state(path: Path) -> tuple[bytes, int] | None:
     return data, mode
 
 
-def _atomic_write(path: Path, data: bytes, mode: int) -> None:
-    fd, tmp_name = tempfile.mkstemp(prefix=".mcp_server_state.", suffix=".restore", dir=path.parent)
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-    with contextlib.suppress(OSError):
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-
-
 def _restore_state(path: Path, original: tuple[bytes, int] | None) -> None:
     """Put the state file back exactly as it was before the probe."""
     if original is None:
@@ -310,7 +288,7 @@ def _restore_state(path: Path, original: tuple[bytes, int] | None) -> None:
         current = None
     if current != data:
         path.parent.mkdir(parents=True, exist_ok=True)
-        _atomic_write(path, data, mode)
+        atomic_write_bytes(path, data, mode=mode)
 
 
 def _venv_hint(python: Path, project: Path) -> str:

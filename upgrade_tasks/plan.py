@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from .fsutil import file_sha_or_none
+from .gitutil import git_ok
 from .history import (
     BlobReader,
     History,
@@ -698,8 +699,7 @@ def git_check_ignore(project: Path, paths: list[str]) -> list[str]:
     """Paths git would NOT ignore (empty when not a git work tree or all are ignored)."""
     if shutil.which("git") is None:
         return []
-    if subprocess.run(["git", "-C", str(project), "rev-parse", "--is-inside-work-tree"],
-                      capture_output=True).returncode != 0:
+    if not git_ok(project, "rev-parse", "--is-inside-work-tree"):
         return []
     proc = subprocess.run(["git", "-C", str(project), "check-ignore", "--no-index", "--stdin"],
                           input="\n".join(paths) + "\n", capture_output=True, text=True)

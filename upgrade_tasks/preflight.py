@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from .backup import estimate_size
 from .errors import ConflictAbort, PreflightError, UsageError
+from .gitutil import git_ok
 from .history import BlobReader, blob_reader, history_of
 from .layout import Install
 from .manifest import read_installed_manifest
@@ -138,13 +138,11 @@ def check_downgrade(source: Source, installed: str | None, allow: bool) -> str |
             return f"downgrade from {installed[:10]} to {source.short} (--allow-downgrade)"
         return (f"the installed commit {installed[:10]} is not in the source's history; "
                 "cannot tell whether this is an upgrade or a downgrade")
-    known = subprocess.run(["git", "-C", str(source.root), "cat-file", "-e", installed + "^{commit}"],
-                           capture_output=True).returncode == 0
+    known = git_ok(source.root, "cat-file", "-e", installed + "^{commit}")
     if not known:
         return (f"the installed commit {installed[:10]} is not in the source's history; "
                 "cannot tell whether this is an upgrade or a downgrade")
-    older = subprocess.run(["git", "-C", str(source.root), "merge-base", "--is-ancestor",
-                            source.commit, installed], capture_output=True).returncode == 0
+    older = git_ok(source.root, "merge-base", "--is-ancestor", source.commit, installed)
     if older and not allow:
         raise PreflightError(
             f"the source ({source.short}) is older than the installed commit ({installed[:10]})",

@@ -202,13 +202,6 @@ def go(run_dir: Path, project: str, snapshot: str, source_dir: str, detach: bool
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] == "_run":  # the detached child
-        run_dir, rid, rest = Path(argv[1]), argv[2], argv[3:]
-        code = main(rest)
-        tmp = run_dir / f"{rid}.rc.tmp"
-        tmp.write_text(str(code))
-        os.replace(tmp, run_dir / f"{rid}.rc")
-        return code
     ap = argparse.ArgumentParser(prog="praxis-upgrade.pyz")
     sub = ap.add_subparsers(dest="cmd", required=True)
     for name in ("upgrade", "rollback", "status"):

@@ -24,6 +24,7 @@ from .backup import Backup, verify_backup
 from .errors import BackupError, RollbackError
 from .fsutil import (
     atomic_copy,
+    atomic_symlink,
     durable_unlink,
     file_sha_or_none,
     fsync_dir,
@@ -77,15 +78,6 @@ def _save_aside(b: Backup, rel: str, live: Path, res: RestoreResult) -> None:
         return
     shutil.copy2(live, dst)
     res.saved_aside.append(rel)
-
-
-def _restore_symlink(path: Path, target: str) -> None:
-    tmp = path.with_name(f".{path.name}.link-tmp")
-    if tmp.is_symlink() or tmp.exists():
-        tmp.unlink()
-    os.symlink(target, tmp)
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
 
 
 def _tree_entries(b: Backup, tree: str) -> dict[str, dict[str, object]]:
@@ -223,7 +215,7 @@ def restore_backup(install: Install, b: Backup, allowed: dict[str, str]) -> Rest
             atomic_copy(b.file(rel), live, mode=int(e["mode"]))
             res.restored.append(rel)
         elif e["kind"] == "symlink":
-            _restore_symlink(live, str(e["target"]))
+            atomic_symlink(live, str(e["target"]))
             res.restored.append(rel)
         elif e["kind"] == "dir":  # the file the upgrade put in its place goes; the
             durable_unlink(live)   # directory's own entries bring it back

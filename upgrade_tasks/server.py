@@ -25,7 +25,14 @@ from . import faults
 from . import venv as venv_mod
 from .checkpoint import Session, now_iso
 from .errors import PhaseError
-from .fsutil import ChangedSource, atomic_copy_verified, batched_dir_syncs, fsync_dir, sha256_file
+from .fsutil import (
+    ChangedSource,
+    atomic_copy_verified,
+    batched_dir_syncs,
+    fsync_dir,
+    sha256_file,
+    sync_dir,
+)
 from .layout import Install
 from .manifest import InstalledManifest
 from .plan import Plan
@@ -79,7 +86,7 @@ def stage(install: Install, source: Source) -> None:
             faults.point("server:stage-file")
         staged.mkdir(exist_ok=True)
         for d in sorted({p.parent for p in staged.rglob("*")} | {staged}):
-            fsync_dir(d)
+            sync_dir(d)  # every directory once, new subdirectories' entries included
     got = live_tree(staged)
     if got != expected_tree(source):
         raise PhaseError(

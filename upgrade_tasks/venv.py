@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import os
 import re
-import secrets
 import shutil
 import subprocess
 import sys
@@ -27,7 +26,7 @@ from pathlib import Path
 
 from . import faults
 from .errors import PhaseError
-from .fsutil import fsync_dir, rmtree_durable
+from .fsutil import atomic_symlink, fsync_dir, rmtree_durable
 from .layout import Install
 from .plan import normalise_requirements
 
@@ -85,10 +84,7 @@ def base_python(install: Install) -> str:
 
 def link_venv(install: Install, target: str) -> None:
     """Point ``venv`` at ``target`` (relative to .praxis-os) with one atomic rename."""
-    tmp = install.root / f".venv.link-{secrets.token_hex(3)}"
-    os.symlink(target, tmp)
-    os.replace(tmp, install.venv)
-    fsync_dir(install.root)
+    atomic_symlink(install.venv, target)
 
 
 def migrate_dir(install: Install, moved_to: str) -> None:
