@@ -27,7 +27,6 @@ from . import faults
 from .errors import PhaseError
 from .fsutil import (
     ChangedSource,
-    atomic_copy_verified,
     atomic_write_bytes,
     batched_dir_syncs,
     durable_unlink,
@@ -104,7 +103,7 @@ def _install_file(install: Install, source: Source, src_target: str, rel: str, m
     _write_check(install, rel)
     sf = source.files[src_target]
     try:
-        atomic_copy_verified(sf.abspath, install.path(rel), sf.sha256, mode)
+        sf.install_to(install.path(rel), mode)
     except ChangedSource:
         raise PhaseError(f"source file {sf.src} changed during the upgrade",
                          "its checksum no longer matches the one planned",

@@ -281,10 +281,10 @@ def _forwarded_env() -> str:
     return ("env " + " ".join(pairs) + " ") if pairs else ""
 
 
-def engine_args(command: str, opts: Options, source_dir: str | None) -> list[str]:
+def engine_args(command: str, opts: Options, source_zip: str | None) -> list[str]:
     args = [command, "--project", str(opts.project)]
-    if source_dir and command == "upgrade":
-        args += ["--source", source_dir]
+    if source_zip and command == "upgrade":
+        args += ["--source", source_zip]
     if command == "upgrade":
         if opts.on_conflict != "merge":
             args += ["--on-conflict", opts.on_conflict]
@@ -363,19 +363,19 @@ def run_on_host(c: Any, command: str, opts: Options, prep: Prepared, console: Co
         pyz_remote = f"{rdir}/{prep.pyz.name}"
         if prep.pyz.name not in present:
             _upload(c.sftp(), run, prep.pyz, pyz_remote, shell_rename=opts.sudo)
-        py = f"{_forwarded_env()}python3 {shlex.quote(pyz_remote)}"
+        # -S -E: the zipapp is self-contained; no site-packages scan, no PYTHON* variables
+        py = f"{_forwarded_env()}python3 -S -E {shlex.quote(pyz_remote)}"
         go = ["--project", str(opts.project)]
-        source_dir = None
+        source_zip = None
         if prep.snapshot is not None and prep.commit:
             name = f"sources/{snapshot_name(prep.commit)}"
+            source_zip = f"{rdir}/{name}"
             if name not in present:
-                _upload(c.sftp(), run, prep.snapshot, f"{rdir}/{name}", shell_rename=opts.sudo)
-            source_dir = f"{rdir}/sources/{prep.commit}"
-            go += ["--snapshot", f"{rdir}/{name}", "--source-dir", source_dir]
+                _upload(c.sftp(), run, prep.snapshot, source_zip, shell_rename=opts.sudo)
         if command == "upgrade" and not opts.dry_run:
             go += ["--detach"]
         go.append(f"{rdir}/runs")
-        t = run(f"{py} go {_q(go)} -- {_q(engine_args(command, opts, source_dir))}", stream=True)
+        t = run(f"{py} go {_q(go)} -- {_q(engine_args(command, opts, source_zip))}", stream=True)
         code = int(t.exited)
         if code == 127 and not opts.sudo:  # the shell did not find python3
             res.message = NO_PYTHON

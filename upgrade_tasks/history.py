@@ -70,7 +70,7 @@ def history_of(source: Any) -> History:
 
 
 def blob_reader(source: Any) -> BlobReader:
-    return BlobReader(source.root, snapshot=bool(getattr(source, "snapshot", None)))
+    return BlobReader(source.root, archive=getattr(source, "archive", None))
 
 
 def load_history(repo: Path, ref: str = "HEAD") -> History:
@@ -198,21 +198,21 @@ def recognise(install: Install, hist: History, blobs: dict[str, str] | None = No
 
 
 class BlobReader:
-    """Read blobs from the source repository through one ``git cat-file --batch`` process."""
+    """Read blobs from the source repository through one ``git cat-file --batch`` process, or
+    from a snapshot zip's ``.praxis-blobs/`` (``archive``: an open
+    :class:`upgrade_tasks.snapshot.Snapshot`)."""
 
-    def __init__(self, repo: Path, snapshot: bool = False) -> None:
+    def __init__(self, repo: Path, archive: Any = None) -> None:
         self.repo = repo
-        self.snapshot = snapshot
+        self.archive = archive
         self._proc: subprocess.Popen[bytes] | None = None
 
     def read(self, blob: str) -> bytes | None:
-        if self.snapshot:
+        if self.archive is not None:
             if not blob or "/" in blob:
                 return None
-            try:
-                return (self.repo / ".praxis-blobs" / blob).read_bytes()
-            except FileNotFoundError:
-                return None
+            data: bytes | None = self.archive.read(f".praxis-blobs/{blob}")
+            return data
         if self._proc is None:
             self._proc = subprocess.Popen(
                 ["git", "-C", str(self.repo), "cat-file", "--batch"],

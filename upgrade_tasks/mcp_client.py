@@ -18,7 +18,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -34,6 +34,7 @@ __all__ = [
     "probe_http",
     "probe_stdio",
     "scan_registered_tools",
+    "tools_declared",
     "stderr_problems",
 ]
 
@@ -623,14 +624,22 @@ def scan_registered_tools(server_dir: Path) -> set[str]:
             why="the path does not exist or is not a directory",
             hint="check that .praxis-os/mcp_server was installed",
         )
+    def files() -> Iterator[bytes]:
+        for path in sorted(server_dir.rglob("*.py")):
+            if "__pycache__" in path.relative_to(server_dir).parts:
+                continue
+            try:
+                yield path.read_bytes()
+            except OSError:
+                continue
+
+    return tools_declared(files())
+
+
+def tools_declared(sources: Iterable[bytes]) -> set[str]:
+    """The union of the tools each Python source (a file's bytes) declares."""
     names: set[str] = set()
-    for path in sorted(server_dir.rglob("*.py")):
-        if "__pycache__" in path.relative_to(server_dir).parts:
-            continue
-        try:
-            data = path.read_bytes()
-        except OSError:
-            continue
+    for data in sources:
         names |= _tools_in(data)
     return names
 
@@ -641,6 +650,8 @@ _SCANNED: dict[bytes, frozenset[str]] = {}
 def _tools_in(data: bytes) -> frozenset[str]:
     """The tools one file registers; cached by content (pre-flight scans the source's server,
     validation the same files once installed)."""
+    if b"tool" not in data:  # every decorator the scan knows names ``tool``: nothing to parse
+        return frozenset()
     key = hashlib.sha256(data).digest()
     if key not in _SCANNED:
         found: set[str] = set()

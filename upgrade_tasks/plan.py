@@ -385,7 +385,7 @@ def _merge_action(a: FileAction, install: Install, source: Source, reader: BlobR
                   hist: History | None) -> None:
     """Try a three-way merge for a conflict; sets ``a.resolution`` (and ``merged_sha``)."""
     local = install.path(a.target).read_bytes()
-    new = source.files[a.target].abspath.read_bytes()
+    new = source.files[a.target].raw()
     base_data = None
     if a.base_blob and reader is not None:
         base_data = reader.read(a.base_blob)
@@ -560,7 +560,7 @@ def plan_upgrade(
 
     old_req = normalise_requirements(_read_text(install.requirements))
     req_sf = srv_new.get("mcp_server/requirements.txt")
-    new_req = normalise_requirements(req_sf.abspath.read_text("utf-8", "replace") if req_sf else "")
+    new_req = normalise_requirements(req_sf.raw().decode("utf-8", "replace") if req_sf else "")
     sp.requirements_changed = old_req != new_req
     if deps == "force":
         sp.deps_action, sp.deps_reason = "install", "--deps force"

@@ -23,7 +23,7 @@ from .gitutil import git_ok
 from .history import BlobReader, blob_reader, history_of
 from .layout import Install
 from .manifest import read_installed_manifest
-from .mcp_client import scan_registered_tools
+from .mcp_client import tools_declared
 from .plan import (
     MERGE_SUFFIX,
     NEW_SUFFIX,
@@ -122,6 +122,11 @@ def check_target(install: Install) -> None:
         )
 
 
+def source_tools(source: Source) -> set[str]:
+    """The tools the source's server declares (a static scan of its ``.py`` files)."""
+    return tools_declared(f.raw() for t, f in source.server_files.items() if t.endswith(".py"))
+
+
 def check_downgrade(source: Source, installed: str | None, allow: bool) -> str | None:
     """Refuse a source older than the installed commit; returns a note, if any."""
     if not installed or installed == source.commit:
@@ -158,7 +163,7 @@ def ask_conflicts(plan: Plan, install: Install, source: Source, reader: BlobRead
     choices = "[k]eep mine / [t]ake new / [m]erge / [s]kip / [a]bort"
     for a in plan.conflicts:
         local = install.path(a.target).read_bytes()
-        new = source.files[a.target].abspath.read_bytes()
+        new = source.files[a.target].raw()
         print(f"\nconflict: {a.target} (changed by you and upstream)")
         print(unified_diff(local, new, a.target))
         while True:
@@ -201,7 +206,7 @@ def run_preflight(install: Install, source_spec: str, on_conflict: str, deps: st
             if servers:
                 running = (servers[0].pid, servers[0].transport)
         try:
-            tools = scan_registered_tools(source.root / "mcp_server")
+            tools = source_tools(source)
         except Exception:
             tools = set()
         try:

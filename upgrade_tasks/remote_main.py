@@ -169,18 +169,10 @@ def tail(run_dir: Path, rid: str, timeout: float = 24 * 3600) -> int:
         time.sleep(0.05)
 
 
-def go(run_dir: Path, project: str, snapshot: str, source_dir: str, detach: bool,
-       args: list[str]) -> int:
-    """The controller's one command per host: unpack the snapshot, attach to a live run or
-    start one (detached from this connection), follow it, then print the status as JSON."""
-    if snapshot and source_dir:
-        from .snapshot import unpack
-
-        try:
-            unpack(Path(snapshot), Path(source_dir))
-        except UpgradeError as exc:
-            print(exc.render(), flush=True)
-            return exc.exit_code
+def go(run_dir: Path, project: str, detach: bool, args: list[str]) -> int:
+    """The controller's one command per host: attach to a live run or start one (detached
+    from this connection), follow it, then print the status as JSON. The source is the
+    uploaded snapshot zip, read in place (``--source`` in ``args``)."""
     if detach:
         rid = attach_info(run_dir, project)
         if rid:
@@ -221,13 +213,8 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("go")
     p.add_argument("run_dir")
     p.add_argument("--project", required=True)
-    p.add_argument("--snapshot", default="")
-    p.add_argument("--source-dir", dest="source_dir", default="")
     p.add_argument("--detach", action="store_true")
     p.add_argument("args", nargs=argparse.REMAINDER)
-    p = sub.add_parser("unpack")
-    p.add_argument("archive")
-    p.add_argument("dest")
     p = sub.add_parser("version")
     ns = ap.parse_args(argv)
     if ns.cmd in ("upgrade", "rollback", "status"):
@@ -247,17 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     if ns.cmd == "tail":
         return tail(Path(ns.run_dir), ns.run_id)
     if ns.cmd == "go":
-        return go(Path(ns.run_dir), ns.project, ns.snapshot, ns.source_dir, ns.detach,
-                  [a for a in ns.args if a != "--"])
-    if ns.cmd == "unpack":
-        from .snapshot import unpack
-
-        try:
-            print(unpack(Path(ns.archive), Path(ns.dest)), flush=True)
-        except UpgradeError as exc:
-            print(exc.render(), file=sys.stderr)
-            return exc.exit_code
-        return 0
+        return go(Path(ns.run_dir), ns.project, ns.detach, [a for a in ns.args if a != "--"])
     if ns.cmd == "version":
         from . import __version__
 

@@ -27,7 +27,6 @@ from .checkpoint import Session, now_iso
 from .errors import PhaseError
 from .fsutil import (
     ChangedSource,
-    atomic_copy_verified,
     batched_dir_syncs,
     fsync_dir,
     sha256_file,
@@ -78,7 +77,7 @@ def stage(install: Install, source: Source) -> None:
         for t, f in sorted(source.server_files.items()):
             dst = staged / t[len("mcp_server/"):]
             try:
-                atomic_copy_verified(f.abspath, dst, f.sha256, f.mode)
+                f.install_to(dst, f.mode)
             except ChangedSource:
                 raise PhaseError(f"source file {f.src} changed during the upgrade",
                                  "its checksum no longer matches the one planned",

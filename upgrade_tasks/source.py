@@ -15,6 +15,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from .errors import PreflightError, UsageError
+from .fsutil import atomic_copy_verified, atomic_write_bytes
 from .gitutil import git
 from .layout import map_source_path
 
@@ -31,11 +32,25 @@ class SourceFile:
     sha256: str
     size: int
     mode: int  # 0o644 or 0o755
-    abspath: Path
+    abspath: Path  # in a snapshot zip: the zip's path / the member (never opened)
     blob: str = ""  # git blob id
+    data: bytes | None = field(default=None, compare=False, repr=False)  # a snapshot's, verified
+
+    def raw(self) -> bytes:
+        """The file's bytes, unverified (planning reads)."""
+        return self.data if self.data is not None else self.abspath.read_bytes()
+
+    def install_to(self, dst: Path, mode: int) -> None:
+        """Write this file to ``dst`` atomically, verified against the planned checksum (a
+        checkout's file is streamed; a snapshot's bytes were verified when it was opened).
+        Raises :class:`~upgrade_tasks.fsutil.ChangedSource` when the checkout's file changed."""
+        if self.data is not None:
+            atomic_write_bytes(dst, self.data, mode)
+        else:
+            atomic_copy_verified(self.abspath, dst, self.sha256, mode)
 
     def read(self) -> bytes:
-        data = self.abspath.read_bytes()
+        data = self.raw()
         if hashlib.sha256(data).hexdigest() != self.sha256:
             raise PreflightError(
                 f"source file {self.src} changed during the upgrade",
@@ -52,7 +67,8 @@ class Source:
     branch: str
     spec: str
     files: dict[str, SourceFile] = field(default_factory=dict)  # keyed by target path
-    snapshot: dict[str, Any] | None = None  # set for an unpacked snapshot (no git needed)
+    snapshot: dict[str, Any] | None = None  # a snapshot's metadata (no git needed)
+    archive: Any = None  # the open snapshot zip (:class:`upgrade_tasks.snapshot.Snapshot`)
 
     @property
     def content_files(self) -> dict[str, SourceFile]:
@@ -61,12 +77,6 @@ class Source:
     @property
     def server_files(self) -> dict[str, SourceFile]:
         return {t: f for t, f in self.files.items() if f.area == "server"}
-
-    @property
-    def config_defaults(self) -> Path | None:
-        """Upstream's default ``config.json`` (``universal/config.json``), when the source ships one."""
-        p = self.root / "universal" / "config.json"
-        return p if p.is_file() else None
 
     @property
     def short(self) -> str:
@@ -222,23 +232,22 @@ def _list_files(src: Source) -> None:
 
 
 def _open_snapshot(root: Path, spec: str) -> Source:
-    """An unpacked source snapshot (see :mod:`upgrade_tasks.snapshot`): verified, no git."""
-    from .snapshot import load_meta, verify_file
+    """A source snapshot zip (see :mod:`upgrade_tasks.snapshot`), read in place: every installed
+    file is read once and verified against its blob id; no git, nothing unpacked."""
+    from .snapshot import Snapshot, verify_file
 
-    meta = load_meta(root)
+    snap = Snapshot(root)
+    meta = snap.meta()
     src = Source(root=root, commit=str(meta["commit"]), branch=str(meta.get("branch", "")),
-                 spec=spec, snapshot=meta)
+                 spec=spec, snapshot=meta, archive=snap)
     for path, info in meta["files"].items():
         mapped = map_source_path(path)
         if mapped is None:
             continue
         area, target = mapped
-        full = root / path
-        if full.is_symlink() or not full.is_file():
-            raise PreflightError(f"source snapshot entry {path} is missing or not a regular file",
-                                 "the snapshot is incomplete", "upload it again")
-        data = verify_file(root, path, str(info["blob"]))
+        data = verify_file(snap, path, str(info["blob"]))
         src.files[target] = SourceFile(
             src=path, target=target, area=area, sha256=hashlib.sha256(data).hexdigest(),
-            size=len(data), mode=int(info["mode"]), abspath=full, blob=str(info["blob"]))
+            size=len(data), mode=int(info["mode"]), abspath=root / path, blob=str(info["blob"]),
+            data=data)
     return src

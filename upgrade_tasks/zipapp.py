@@ -22,7 +22,11 @@ MAIN = (
     "% sys.version.split()[0])\n"
     "    sys.exit(2)\n"
     "from upgrade_tasks.remote_main import main\n"
-    "sys.exit(main())\n"
+    "code = main()\n"
+    "sys.stdout.flush()\n"
+    "sys.stderr.flush()\n"
+    "import os\n"
+    "os._exit(code)  # every file is closed and every thread done: skip the interpreter's teardown\n"
 )
 SKIP = {"cli.py", "demo.py", "sample.py", "sample_source.py", "zipapp.py", "fleet.py"}
 
