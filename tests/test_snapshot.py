@@ -9,8 +9,8 @@ import zipfile
 from pathlib import Path
 
 import pytest
-
 from conftest import digest, upgrade
+
 from upgrade_tasks.errors import PreflightError, UsageError
 from upgrade_tasks.history import BlobReader, blob_reader, history_of, load_history
 from upgrade_tasks.sample import make_project

@@ -20,6 +20,7 @@ import json
 import os
 import stat
 import subprocess
+import threading
 import zipfile
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -87,10 +88,12 @@ def is_snapshot(path: Path) -> bool:
 
 
 class Snapshot:
-    """A snapshot zip opened for reading; members are read by name, never extracted."""
+    """A snapshot zip opened for reading; members are read by name, never extracted. The files
+    a source installs are held in memory once read (a prAxIs OS source's are a few MB)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._lock = threading.Lock()  # the content phase reads merge bases on several threads
         try:
             self.zf = zipfile.ZipFile(path)
         except (OSError, zipfile.BadZipFile) as exc:
@@ -114,7 +117,8 @@ class Snapshot:
         if info.is_dir() or kind not in (0, stat.S_IFREG):
             return None
         try:
-            return self.zf.read(info)
+            with self._lock:
+                return self.zf.read(info)
         except (OSError, zipfile.BadZipFile, ValueError) as exc:  # CRC or zlib errors
             raise PreflightError(f"source snapshot {self.path} is corrupted at {name}", str(exc),
                                  "upload it again (rerun the command)") from exc
