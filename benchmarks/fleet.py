@@ -73,44 +73,53 @@ class CpuCaps:
         else:
             raise CapsUnavailable("it needs root and the cgroup cpu controller (v1 at "
                                   "/sys/fs/cgroup/cpu, or v2 with 'cpu' in cgroup.controllers)")
-        self.root.mkdir(exist_ok=True)
-        if not self.v1:
-            (self.root / "cgroup.subtree_control").write_text("+cpu")
         self.groups: list[Path] = []
+        try:
+            self.root.mkdir(exist_ok=True)
+            if not self.v1:  # a child may use ``cpu`` only when its parent enables it for them
+                for d in (v2, self.root):
+                    if "cpu" not in (d / "cgroup.subtree_control").read_text().split():
+                        (d / "cgroup.subtree_control").write_text("+cpu")
+        except OSError as exc:
+            self.remove()
+            raise CapsUnavailable(f"cannot set up {self.root}: {exc}") from exc
 
     def cap(self, label: str, pid: int, cpus: float) -> None:
         g = self.root / label
-        g.mkdir(exist_ok=True)
         quota = max(1000, int(cpus * self.PERIOD_US))
-        if self.v1:
-            (g / "cpu.cfs_period_us").write_text(str(self.PERIOD_US))
-            (g / "cpu.cfs_quota_us").write_text(str(quota))
-        else:
-            (g / "cpu.max").write_text(f"{quota} {self.PERIOD_US}")
-        (g / "cgroup.procs").write_text(str(pid))  # sessions forked later inherit the group
-        self.groups.append(g)
+        try:
+            g.mkdir(exist_ok=True)
+            self.groups.append(g)
+            if self.v1:
+                (g / "cpu.cfs_period_us").write_text(str(self.PERIOD_US))
+                (g / "cpu.cfs_quota_us").write_text(str(quota))
+            else:
+                (g / "cpu.max").write_text(f"{quota} {self.PERIOD_US}")
+            (g / "cgroup.procs").write_text(str(pid))  # sessions forked later inherit the group
+        except OSError as exc:
+            raise CapsUnavailable(f"cannot cap {label} in {g}: {exc}") from exc
 
     def remove(self) -> None:
+        """Move what is left back to the top group and remove ours (reported if one stays)."""
         parent = self.root.parent / "cgroup.procs"
-        for g in self.groups:
-            for pid in (g / "cgroup.procs").read_text().split():
-                try:
-                    parent.write_text(pid)
-                except OSError:
-                    pass
+        for g in [*self.groups, self.root]:
+            if not g.exists():
+                continue
             for _ in range(50):
                 try:
+                    for pid in (g / "cgroup.procs").read_text().split():
+                        parent.write_text(pid)
                     g.rmdir()
                     break
                 except OSError:
                     time.sleep(0.1)
-        try:
-            self.root.rmdir()
-        except OSError:
-            pass
+            else:
+                print(f"warning: could not remove the cgroup {g}; remove it by hand (rmdir)",
+                      file=sys.stderr)
 
 
-def _rollout(base: Path, fleet, items: list[str], tag: str, parallel: int) -> float:  # type: ignore[no-untyped-def]
+def _rollout(base: Path, fleet, items: list[str], tag: str, parallel: int,  # type: ignore[no-untyped-def]
+             cpu_key: str | None = None) -> float:
     for h in fleet.hosts:  # first contact: nothing uploaded yet
         shutil.rmtree(Path(pwd.getpwnam(h.user).pw_dir) / ".cache" / "praxis-upgrade",
                       ignore_errors=True)
@@ -124,7 +133,7 @@ def _rollout(base: Path, fleet, items: list[str], tag: str, parallel: int) -> fl
         capture_output=True, text=True, stdin=subprocess.DEVNULL)
     if r.returncode != 0:
         raise SystemExit(r.stdout[-3000:] + r.stderr[-2000:])
-    CPU.setdefault(str(len(items)), []).append(_cpu_seconds() - c0)
+    CPU.setdefault(cpu_key or str(len(items)), []).append(_cpu_seconds() - c0)
     return time.perf_counter() - t0
 
 
@@ -171,7 +180,7 @@ def measure(n: int = 10, runs: int = 3, fair_share: bool = False,
             (base / "rs").mkdir(mode=0o755)
             items = [f"{h.spec}={_project(base / 'rs' / h.name, src, h.user)}"
                      for h in fleet.hosts]
-            serial = _rollout(base, fleet, items, "serial", 1)
+            serial = _rollout(base, fleet, items, "serial", 1, cpu_key="serial")
         return one, many, serial
     finally:
         fleet.stop()

@@ -18,6 +18,7 @@ from upgrade_tasks.mcp_client import (
     probe_stdio,
     scan_registered_tools,
     stderr_problems,
+    tools_declared,
 )
 from upgrade_tasks.sample_source import (
     SERVER_FAULTS,
@@ -181,6 +182,17 @@ def test_scan_registered_tools(tmp_path: Path) -> None:
     (extra / "broken.py").write_text("def (:\n")
     (extra / "__pycache__" / "c.py").write_text("@mcp.tool()\ndef cached(): ...\n")
     assert scan_registered_tools(extra) == {"bare", "renamed"}
+
+
+def test_the_scan_finds_tools_spelt_without_the_ascii_word() -> None:
+    """Files without the bytes ``tool`` are skipped unparsed, but only when nothing else can
+    spell the name: Python normalises (NFKC) identifiers, and a coding line re-encodes a file."""
+    assert tools_declared([b"@mcp.resource()\ndef r(): ...\n"]) == set()
+    fullwidth = "@mcp.\uff54\uff4f\uff4f\uff4c()\ndef search(): ...\n".encode()
+    utf7 = b"# coding: utf-7\n@mcp.+AHQ-ool()\ndef search(): ...\n"
+    assert b"tool" not in fullwidth and b"tool" not in utf7
+    assert tools_declared([fullwidth]) == {"search"}
+    assert tools_declared([utf7]) == {"search"}
 
 
 def test_stderr_problems() -> None:

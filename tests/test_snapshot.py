@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import stat
+import tempfile
 import zipfile
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pytest
 from conftest import digest, upgrade
 
 from upgrade_tasks.errors import PreflightError, UsageError
+from upgrade_tasks.fleet import controller_dir
 from upgrade_tasks.history import BlobReader, blob_reader, history_of, load_history
 from upgrade_tasks.sample import make_project
 from upgrade_tasks.sample_source import SampleSource
@@ -61,13 +63,28 @@ def test_upgrade_from_the_snapshot_equals_upgrade_from_the_checkout(
         tmp_path: Path, source: SampleSource, snap: Path) -> None:
     a = make_project(tmp_path / "a", source.path, source.v1)
     b = make_project(tmp_path / "b", source.path, source.v1)
-    before = sorted(p.name for p in snap.parent.iterdir())
     assert upgrade(source, a).code == 0
     r = upgrade(snap, b)
     assert r.code == 0, r.text
     assert digest(b, portable=True) == digest(a, portable=True)
-    # read in place: nothing was unpacked beside the zip
-    assert sorted(p.name for p in snap.parent.iterdir()) == before
+
+
+def test_a_killed_run_resumes_from_the_same_commit_uploaded_again(
+        tmp_path: Path, source: SampleSource, snap: Path) -> None:
+    """A rerun after a dropped connection may bring the same commit's snapshot under another
+    name (the controller's cache was rebuilt): the session resumes from it."""
+    a = make_project(tmp_path / "a", source.path, source.v1)
+    b = make_project(tmp_path / "b", source.path, source.v1)
+    assert upgrade(source, a).code == 0
+    killed = upgrade(snap, b, env={"PRAXIS_UPGRADE_KILL": "phase-start:validate"})
+    assert killed.code != 0
+    (tmp_path / "again").mkdir()
+    again = tmp_path / "again" / snap.name.replace("-s2-", "-s2-0")
+    again.write_bytes(snap.read_bytes())
+    r = upgrade(again, b)
+    assert r.code == 0, r.text
+    assert "resuming upgrade session" in r.text
+    assert digest(b, portable=True) == digest(a, portable=True)
 
 
 def test_an_altered_file_is_refused(tmp_path: Path, snap: Path) -> None:
@@ -104,9 +121,66 @@ def test_a_truncated_or_foreign_snapshot_is_refused(tmp_path: Path, snap: Path) 
         open_source(str(old))
 
 
-def test_blob_names_cannot_escape(snap: Path) -> None:
-    zipped = open_source(str(snap))
-    reader = blob_reader(zipped)
-    assert reader.read("../" + META) is None
-    with pytest.raises(UsageError, match="escapes"):
-        zipped.archive.read(f"{BLOBS}/../../etc/passwd")
+def _member_offset(snap: Path, name: str) -> int:
+    """Where ``name``'s compressed bytes start in the zip."""
+    with zipfile.ZipFile(snap) as zf:
+        info = zf.getinfo(name)
+    raw = snap.read_bytes()
+    h = info.header_offset
+    name_len = int.from_bytes(raw[h + 26:h + 28], "little")
+    extra_len = int.from_bytes(raw[h + 28:h + 30], "little")
+    return h + 30 + name_len + extra_len
+
+
+@pytest.mark.parametrize("which", ["installed file", "historical version"])
+def test_damaged_bytes_in_a_member_are_refused(tmp_path: Path, snap: Path, which: str) -> None:
+    with zipfile.ZipFile(snap) as zf:
+        meta = json.loads(zf.read(META))
+        if which == "installed file":
+            name = max((p for p in meta["files"] if p.startswith("universal/")),
+                       key=lambda p: zf.getinfo(p).compress_size)
+        else:
+            name = max((i.filename for i in zf.infolist() if i.filename.startswith(BLOBS)),
+                       key=lambda n: zf.getinfo(n).compress_size)
+        size = zf.getinfo(name).compress_size
+    raw = bytearray(snap.read_bytes())
+    at = _member_offset(snap, name) + size // 2
+    raw[at] ^= 0xFF
+    bad = tmp_path / snap.name
+    bad.write_bytes(bytes(raw))
+    with pytest.raises(PreflightError, match="corrupted") as err:
+        src = open_source(str(bad))
+        blob_reader(src).read(name.split("/")[-1])
+    assert f"remove {bad}" in err.value.render()
+
+
+def test_a_damaged_historical_version_is_refused(tmp_path: Path, snap: Path) -> None:
+    with zipfile.ZipFile(snap) as zf:
+        blob = next(i.filename for i in zf.infolist() if i.filename.startswith(BLOBS))
+    bad = _rewrite(snap, tmp_path / snap.name, {blob: b"not that version\n"})
+    src = open_source(str(bad))
+    with pytest.raises(PreflightError, match="does not match its blob id"):
+        blob_reader(src).read(blob.split("/")[-1])
+
+
+def test_a_path_escaping_the_install_is_refused(tmp_path: Path, snap: Path) -> None:
+    with zipfile.ZipFile(snap) as zf:
+        meta = json.loads(zf.read(META))
+    evil = "universal/standards/../../../../escaped.md"
+    meta["files"][evil] = {"blob": "0" * 40, "mode": 420}
+    bad = _rewrite(snap, tmp_path / snap.name, {META: json.dumps(meta).encode()})
+    with pytest.raises(UsageError, match="escapes the snapshot"):
+        open_source(str(bad))
+    assert not (tmp_path / "escaped.md").exists()
+
+
+def test_the_controller_refuses_a_work_dir_it_does_not_own_privately(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The zipapp and snapshots cached there run on every host: a dir others can write is
+    refused, never used."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    work = controller_dir()
+    assert work.parent == tmp_path and stat.S_IMODE(work.stat().st_mode) == 0o700
+    work.chmod(0o777)
+    with pytest.raises(UsageError, match="not a private directory"):
+        controller_dir()

@@ -60,6 +60,7 @@ from .plan import NEW_SUFFIX, WRITES, Plan, attention_items, render_plan
 from .preflight import PreflightResult, check_target, run_preflight
 from .rollback import RestoreResult, restore_backup
 from .server_process import find_running_servers, start_headless, stop_server
+from .snapshot import snapshot_commit
 from .source import Source, open_source
 from .validate import validate_server
 
@@ -159,7 +160,10 @@ def resume(run: Run, s: Session) -> None:
         )
     arts0 = s.artifacts(0)
     spec = arts0.get("source_spec") or arts0.get("source_path", "")
-    if run.opts.source and run.opts.source not in (spec, arts0.get("source_path")):
+    if run.opts.source and run.opts.source not in (spec, arts0.get("source_path")) and \
+            snapshot_commit(run.opts.source) == arts0.get("source_commit"):
+        spec = run.opts.source  # the same commit's snapshot, uploaded again under a new name
+    elif run.opts.source and run.opts.source not in (spec, arts0.get("source_path")):
         raise UsageError(
             f"an unfinished upgrade (session {s.id}) is in progress from {spec}",
             f"--source {run.opts.source} differs from that session's source",

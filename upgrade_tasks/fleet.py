@@ -26,6 +26,7 @@ import os
 import re
 import shlex
 import socket
+import stat
 import sys
 import tempfile
 import threading
@@ -39,7 +40,7 @@ from typing import Any
 from .checkpoint import now_iso
 from .errors import UsageError
 from .options import Options
-from .snapshot import make_snapshot, snapshot_name
+from .snapshot import make_snapshot
 from .source import Source, open_source
 from .zipapp import build_zipapp
 
@@ -221,8 +222,25 @@ class Prepared:
     commit: str | None
 
 
+def controller_dir() -> Path:
+    """This user's cache of zipapps and snapshots: ``$TMPDIR/praxis-upgrade-controller-<uid>``,
+    mode 0700 and owned by us (what it holds runs on every host: nobody else may plant it)."""
+    work = Path(tempfile.gettempdir()) / f"praxis-upgrade-controller-{os.getuid()}"
+    try:
+        work.mkdir(mode=0o700, exist_ok=True)
+        st = os.lstat(work)
+    except OSError as exc:
+        raise UsageError(f"cannot create the controller's work dir {work}", str(exc),
+                         "set TMPDIR to a directory you can write") from exc
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o077:
+        raise UsageError(f"the controller's work dir {work} is not a private directory of yours",
+                         "the zipapp and snapshots in it are run on every host",
+                         f"remove it (rm -rf {work}) and rerun, or set TMPDIR elsewhere")
+    return work
+
+
 def prepare(opts: Options, need_source: bool) -> Prepared:
-    work = Path(tempfile.gettempdir()) / "praxis-upgrade-controller"
+    work = controller_dir()
     pyz = build_zipapp(work)
     if not need_source:
         return Prepared(pyz, None, None)
@@ -327,7 +345,7 @@ def run_on_host(c: Any, command: str, opts: Options, prep: Prepared, console: Co
         return c.run(cmd, **kw)
 
     try:
-        names = [prep.pyz.name] + ([f"sources/{snapshot_name(prep.commit)}"] if prep.commit else [])
+        names = [prep.pyz.name] + ([f"sources/{prep.snapshot.name}"] if prep.snapshot else [])
         if opts.sudo:  # the files live in the target user's home: a shell round trip as them
             boot = BOOTSTRAP.replace("REMOTE_DIR", repr(opts.remote_dir)).replace(
                 "NAMES", repr(names)).replace("HOME_SUBDIR", repr(DEFAULT_REMOTE_DIR))
@@ -368,7 +386,7 @@ def run_on_host(c: Any, command: str, opts: Options, prep: Prepared, console: Co
         go = ["--project", str(opts.project)]
         source_zip = None
         if prep.snapshot is not None and prep.commit:
-            name = f"sources/{snapshot_name(prep.commit)}"
+            name = f"sources/{prep.snapshot.name}"
             source_zip = f"{rdir}/{name}"
             if name not in present:
                 _upload(c.sftp(), run, prep.snapshot, source_zip, shell_rename=opts.sudo)

@@ -209,9 +209,7 @@ class BlobReader:
 
     def read(self, blob: str) -> bytes | None:
         if self.archive is not None:
-            if not blob or "/" in blob:
-                return None
-            data: bytes | None = self.archive.read(f".praxis-blobs/{blob}")
+            data: bytes | None = self.archive.blob(blob)
             return data
         if self._proc is None:
             self._proc = subprocess.Popen(

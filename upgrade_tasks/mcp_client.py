@@ -650,7 +650,9 @@ _SCANNED: dict[bytes, frozenset[str]] = {}
 def _tools_in(data: bytes) -> frozenset[str]:
     """The tools one file registers; cached by content (pre-flight scans the source's server,
     validation the same files once installed)."""
-    if b"tool" not in data:  # every decorator the scan knows names ``tool``: nothing to parse
+    if b"tool" not in data and data.isascii() and b"coding" not in b"\n".join(data.split(b"\n", 2)[:2]):
+        # every decorator the scan knows names ``tool``; in plain ASCII with no coding line
+        # (PEP 263) no other spelling of that name exists: nothing to parse
         return frozenset()
     key = hashlib.sha256(data).digest()
     if key not in _SCANNED:

@@ -16,12 +16,14 @@ and directory creations an unpacked copy costs, on every rollout.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import stat
 import subprocess
 import threading
 import zipfile
+import zlib
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -35,16 +37,14 @@ BLOBS = ".praxis-blobs"
 SCHEMA = 2  # 1: an unpacked tar.gz; 2: a zip read in place
 
 
-def snapshot_name(commit: str) -> str:
-    return f"source-{commit}.zip"
-
-
 def make_snapshot(source: Source, out_dir: Path) -> Path:
-    """Pack ``source`` (a git checkout) into ``out_dir/source-<commit>.zip``; reused if present."""
+    """Pack ``source`` (a git checkout) into ``out_dir/source-<commit>-s<schema>-<sha12>.zip``
+    (reused when present). The name carries the format and the content hash, so a host that
+    holds a file of that name holds these bytes, and a new format never meets an old file."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    dest = out_dir / snapshot_name(source.commit)
-    if dest.exists():
-        return dest
+    prefix = f"source-{source.commit}-s{SCHEMA}-"
+    for old in sorted(out_dir.glob(prefix + "*.zip")):
+        return old
     repo = source.root
     hist = load_history(repo, source.commit)
     ancestors = git(repo, "rev-list", source.commit).split()
@@ -63,7 +63,7 @@ def make_snapshot(source: Source, out_dir: Path) -> Path:
         "ancestors": ancestors,
         "descendants": descendants,
     }
-    tmp = dest.with_name(dest.name + f".tmp-{os.getpid()}")
+    tmp = out_dir / f"{prefix}.tmp-{os.getpid()}"
     reader = BlobReader(repo)
     try:
         subprocess.run(["git", "-C", str(repo), "archive", "--format=zip", "-o", str(tmp),
@@ -74,6 +74,11 @@ def make_snapshot(source: Source, out_dir: Path) -> Path:
                 data = reader.read(blob)
                 if data is not None:
                     out.writestr(f"{BLOBS}/{blob}", data)
+        h = hashlib.sha256()
+        with open(tmp, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+        dest = out_dir / f"{prefix}{h.hexdigest()[:12]}.zip"
         os.replace(tmp, dest)
     finally:
         reader.close()
@@ -87,6 +92,10 @@ def is_snapshot(path: Path) -> bool:
     return path.name.startswith("source-") and path.suffix == ".zip" and path.is_file()
 
 
+#: The controller uploads a snapshot only when the host has no file of that name.
+_AGAIN = "remove {path} on the host and rerun the command (it is uploaded again)"
+
+
 class Snapshot:
     """A snapshot zip opened for reading; members are read by name, never extracted. The files
     a source installs are held in memory once read (a prAxIs OS source's are a few MB)."""
@@ -98,7 +107,7 @@ class Snapshot:
             self.zf = zipfile.ZipFile(path)
         except (OSError, zipfile.BadZipFile) as exc:
             raise UsageError(f"source snapshot {path} is unreadable", str(exc),
-                             "upload it again (rerun the command)") from exc
+                             _AGAIN.format(path=path)) from exc
 
     def close(self) -> None:
         self.zf.close()
@@ -119,9 +128,11 @@ class Snapshot:
         try:
             with self._lock:
                 return self.zf.read(info)
-        except (OSError, zipfile.BadZipFile, ValueError) as exc:  # CRC or zlib errors
-            raise PreflightError(f"source snapshot {self.path} is corrupted at {name}", str(exc),
-                                 "upload it again (rerun the command)") from exc
+        except (OSError, zipfile.BadZipFile, ValueError, zlib.error, EOFError,
+                NotImplementedError, RuntimeError) as exc:  # CRC, zlib, method, encryption
+            raise PreflightError(f"source snapshot {self.path} is corrupted at {name}",
+                                 f"{type(exc).__name__}: {exc}",
+                                 _AGAIN.format(path=self.path)) from exc
 
     def meta(self) -> dict[str, Any]:
         raw = self.read(META)
@@ -129,7 +140,7 @@ class Snapshot:
             meta: dict[str, Any] = json.loads(raw or b"")
         except ValueError as exc:
             raise UsageError(f"source snapshot {self.path} has no readable {META}", str(exc),
-                             "upload it again (rerun the command)") from exc
+                             _AGAIN.format(path=self.path)) from exc
         if meta.get("schema") != SCHEMA:
             raise UsageError(f"source snapshot {self.path} has schema {meta.get('schema')}",
                              f"this upgrader reads schema {SCHEMA}",
@@ -137,12 +148,44 @@ class Snapshot:
         return meta
 
 
+    def blob(self, blob: str) -> bytes | None:
+        """A historical version from ``.praxis-blobs/`` (``None`` when absent), verified
+        against its id: merge bases feed what is installed."""
+        if not blob or "/" in blob:
+            return None
+        data = self.read(f"{BLOBS}/{blob}")
+        if data is not None and git_blob_id(data) != blob:
+            raise PreflightError(f"source snapshot {self.path} holds a damaged version {blob}",
+                                 "its content does not match its blob id",
+                                 _AGAIN.format(path=self.path))
+        return data
+
+
+def snapshot_commit(path: str) -> str | None:
+    """The commit of the snapshot at ``path`` (``None`` when it is not a readable snapshot)."""
+    if not is_snapshot(Path(path)):
+        return None
+    try:
+        snap = Snapshot(Path(path))
+    except UsageError:
+        return None
+    try:
+        return str(snap.meta().get("commit"))
+    except (UsageError, PreflightError):
+        return None
+    finally:
+        snap.close()
+
+
 def verify_file(snap: Snapshot, path: str, blob: str) -> bytes:
+    """The bytes of ``path``, checked against the blob id the metadata gives. The ids travel in
+    the same zip (over SSH, which protects it in transit): this catches a damaged or partial
+    file, it is not a signature."""
     data = snap.read(path)
     if data is None:
         raise PreflightError(f"source snapshot entry {path} is missing or not a regular file",
-                             "the snapshot is incomplete", "upload it again")
+                             "the snapshot is incomplete", _AGAIN.format(path=snap.path))
     if git_blob_id(data) != blob:
         raise PreflightError(f"source snapshot file {path} does not match its blob id",
-                             "the snapshot is corrupted or was altered", "upload it again")
+                             "the snapshot is damaged", _AGAIN.format(path=snap.path))
     return data
