@@ -268,9 +268,7 @@ def deps_rows() -> dict[str, float]:
         wheels.mkdir()
         _wheel(wheels)
         _commit_requirements(repo, "praxis-demo-dep==0.1\n")
-        proj = make_project(base / "proj", src.path, src.v1, venv=False)
-        subprocess.run([sys.executable, "-m", "venv", "--without-pip",
-                        str(proj / ".praxis-os" / "venv")], check=True)
+        proj = make_project(base / "proj", src.path, src.v1)
         uv = shutil.which("uv") or str(Path(sys.executable).parent / "uv")
         no_uv = os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep)
                                 if not (Path(p) / "uv").exists())

@@ -13,7 +13,6 @@ files always identical. Prints the table; exits 1 on any failure.
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import shutil
 import subprocess
@@ -26,14 +25,14 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
+from conftest import TIMESTAMPED, manifest_files  # noqa: E402
+
 from upgrade_tasks.layout import OWN_BOOKKEEPING  # noqa: E402
 from upgrade_tasks.sample import make_project, tree_digest  # noqa: E402
 from upgrade_tasks.sample_source import make_source_repo  # noqa: E402
 
 ENGINE = "import sys; from upgrade_tasks.remote_main import main; sys.exit(main(sys.argv[1:]))"
 LOOPS = ("backup:file", "content:file", "server:stage-file")  # the copy loops
-#: content that legitimately carries a timestamp or a run id
-VOLATILE = (".installed-manifest.json", "VERSION.json")
 
 
 def engine(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -47,15 +46,10 @@ def engine(*args: str, env: dict[str, str] | None = None) -> subprocess.Complete
 
 def digest(project: Path) -> dict[str, object]:
     d = tree_digest(project / ".praxis-os", exclude=OWN_BOOKKEEPING + ("venv", ".venvs"))
-    for v in VOLATILE:
+    for v in TIMESTAMPED:
         d.pop(v, None)
     d.pop(".mcp_server_state.json", None)
     return dict(d)
-
-
-def manifest_files(project: Path) -> object:
-    p = project / ".praxis-os" / ".installed-manifest.json"
-    return json.loads(p.read_text())["files"] if p.exists() else None
 
 
 @dataclass

@@ -16,15 +16,13 @@ from pathlib import Path
 import pytest
 from conftest import REPO, digest, invoke, sessions, upgrade, wait_for
 from scenario_lib import git
+from test_deps_and_restart import _clone as clone
 
 from upgrade_tasks.sample import make_project
 from upgrade_tasks.sample_source import SampleSource
 
 P = ".praxis-os"
 
-def clone(source: SampleSource, dest: Path) -> Path:
-    subprocess.run(["git", "clone", "-q", str(source.path), str(dest)], check=True)
-    return dest
 
 
 @dataclass

@@ -33,6 +33,7 @@ from .fsutil import (
     atomic_write_json,
     copy_hashing,
     fsync_dir,
+    lstat_or_none,
     parallel_map,
     sha256_file,
 )
@@ -116,9 +117,8 @@ def estimate_size(install: Install, plan: Plan) -> int:
 
 
 def _entry_for(live: Path, dst: Path) -> dict[str, Any]:
-    try:
-        st = os.lstat(live)
-    except (FileNotFoundError, NotADirectoryError):  # absent, or a parent is a file
+    st = lstat_or_none(live)
+    if st is None:
         return {"kind": "absent"}
     if stat.S_ISLNK(st.st_mode):
         return {"kind": "symlink", "target": os.readlink(live)}

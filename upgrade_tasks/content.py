@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 from . import faults
 from .errors import PhaseError
 from .fsutil import (
-    ChangedSource,
     atomic_write_bytes,
     batched_dir_syncs,
     durable_unlink,
@@ -101,14 +100,7 @@ def _write_check(install: Install, rel: str) -> None:
 def _install_file(install: Install, source: Source, src_target: str, rel: str, mode: int) -> None:
     """Copy a source file to ``rel`` (streamed, verified against the planned checksum)."""
     _write_check(install, rel)
-    sf = source.files[src_target]
-    try:
-        sf.install_to(install.path(rel), mode)
-    except ChangedSource:
-        raise PhaseError(f"source file {sf.src} changed during the upgrade",
-                         "its checksum no longer matches the one planned",
-                         "do not edit the source checkout while an upgrade runs; rerun "
-                         "`invoke upgrade`") from None
+    source.files[src_target].install_to(install.path(rel), mode)
 
 
 def _keep_beside(install: Install, source: Source, a: FileAction, res: ContentResult,

@@ -160,16 +160,16 @@ def resume(run: Run, s: Session) -> None:
         )
     arts0 = s.artifacts(0)
     spec = arts0.get("source_spec") or arts0.get("source_path", "")
-    if run.opts.source and run.opts.source not in (spec, arts0.get("source_path")) and \
-            snapshot_commit(run.opts.source) == arts0.get("source_commit"):
-        spec = run.opts.source  # the same commit's snapshot, uploaded again under a new name
-    elif run.opts.source and run.opts.source not in (spec, arts0.get("source_path")):
-        raise UsageError(
-            f"an unfinished upgrade (session {s.id}) is in progress from {spec}",
-            f"--source {run.opts.source} differs from that session's source",
-            f"resume it with `invoke upgrade --project {inst.project}` (no --source), or undo it "
-            f"with `invoke rollback --project {inst.project}`",
-        )
+    if run.opts.source and run.opts.source not in (spec, arts0.get("source_path")):
+        if snapshot_commit(run.opts.source) == arts0.get("source_commit"):
+            spec = run.opts.source  # the same commit's snapshot, uploaded again under a new name
+        else:
+            raise UsageError(
+                f"an unfinished upgrade (session {s.id}) is in progress from {spec}",
+                f"--source {run.opts.source} differs from that session's source",
+                f"resume it with `invoke upgrade --project {inst.project}` (no --source), or undo it "
+                f"with `invoke rollback --project {inst.project}`",
+            )
     _lock(run, s.id)
     # reload under the lock: another process may have finished it meanwhile
     s = Session.load(s.path)
@@ -293,11 +293,8 @@ def phase_backup(run: Run) -> str:
     # The tools the installed server declares (a static scan: starting the old server only to
     # list them cost a server start per upgrade, ~0.07 CPU s; validation starts the new one).
     old_tools: list[str] | None = None
-    if inst.server_dir.is_dir():
-        try:
-            old_tools = sorted(scan_registered_tools(inst.server_dir))
-        except UpgradeError as exc:
-            run.notes.append(f"the old server's tools could not be read: {exc.what}")
+    if inst.server_dir.is_dir():  # (the scan raises only for a missing directory)
+        old_tools = sorted(scan_registered_tools(inst.server_dir))
     s.artifacts(1)["old_tools"] = old_tools
     bid = s.artifacts(1).get("backup_id") or backup_mod.new_backup_id()
     s.artifacts(1)["backup_id"] = bid

@@ -132,11 +132,18 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
+def lstat_or_none(path: Path) -> os.stat_result | None:
+    """``os.lstat``, or ``None`` when nothing is there (absent, or a parent is a file)."""
+    try:
+        return os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+
+
 def file_sha_or_none(path: Path) -> str | None:
     """sha256 of a regular file, ``None`` when absent; symlinks count as absent-ish (raise)."""
-    try:
-        st = os.lstat(path)
-    except (FileNotFoundError, NotADirectoryError):  # absent, or a parent is a file
+    st = lstat_or_none(path)
+    if st is None:
         return None
     if stat.S_ISLNK(st.st_mode):
         return "symlink:" + os.readlink(path)

@@ -18,9 +18,12 @@ import os
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .layout import CONFIG_DEFAULTS_SRC, CONFIG_NEW, CONTENT_MAP, SERVER_MAP, Install, map_source_path
+
+if TYPE_CHECKING:  # snapshot imports this module
+    from .snapshot import Snapshot
 
 ZERO = "0" * 40
 
@@ -202,15 +205,14 @@ class BlobReader:
     from a snapshot zip's ``.praxis-blobs/`` (``archive``: an open
     :class:`upgrade_tasks.snapshot.Snapshot`)."""
 
-    def __init__(self, repo: Path, archive: Any = None) -> None:
+    def __init__(self, repo: Path, archive: Snapshot | None = None) -> None:
         self.repo = repo
         self.archive = archive
         self._proc: subprocess.Popen[bytes] | None = None
 
     def read(self, blob: str) -> bytes | None:
         if self.archive is not None:
-            data: bytes | None = self.archive.blob(blob)
-            return data
+            return self.archive.blob(blob)
         if self._proc is None:
             self._proc = subprocess.Popen(
                 ["git", "-C", str(self.repo), "cat-file", "--batch"],

@@ -28,6 +28,7 @@ from .fsutil import (
     durable_unlink,
     file_sha_or_none,
     fsync_dir,
+    lstat_or_none,
     remove_empty_parents,
     sha256_file,
     sweep_temp_files,
@@ -57,9 +58,8 @@ class RestoreResult:
 
 def _entry_matches(path: Path, e: dict[str, object]) -> bool:
     kind = e["kind"]
-    try:
-        st = os.lstat(path)
-    except (FileNotFoundError, NotADirectoryError):  # absent, or a parent is a file
+    st = lstat_or_none(path)
+    if st is None:
         return kind == "absent"
     if kind == "symlink":
         return stat.S_ISLNK(st.st_mode) and os.readlink(path) == e["target"]

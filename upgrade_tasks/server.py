@@ -26,7 +26,6 @@ from . import venv as venv_mod
 from .checkpoint import Session, now_iso
 from .errors import PhaseError
 from .fsutil import (
-    ChangedSource,
     batched_dir_syncs,
     fsync_dir,
     sha256_file,
@@ -76,12 +75,7 @@ def stage(install: Install, source: Source) -> None:
     with batched_dir_syncs():
         for t, f in sorted(source.server_files.items()):
             dst = staged / t[len("mcp_server/"):]
-            try:
-                f.install_to(dst, f.mode)
-            except ChangedSource:
-                raise PhaseError(f"source file {f.src} changed during the upgrade",
-                                 "its checksum no longer matches the one planned",
-                                 "do not edit the source checkout while an upgrade runs") from None
+            f.install_to(dst, f.mode)
             faults.point("server:stage-file")
         staged.mkdir(exist_ok=True)
         for d in sorted({p.parent for p in staged.rglob("*")} | {staged}):

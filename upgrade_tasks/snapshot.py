@@ -16,11 +16,9 @@ and directory creations an unpacked copy costs, on every rollout.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import stat
-import subprocess
 import threading
 import zipfile
 import zlib
@@ -28,6 +26,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from .errors import PreflightError, UsageError
+from .fsutil import sha256_file
 from .gitutil import git
 from .history import BlobReader, git_blob_id, load_history
 from .source import Source
@@ -66,19 +65,14 @@ def make_snapshot(source: Source, out_dir: Path) -> Path:
     tmp = out_dir / f"{prefix}.tmp-{os.getpid()}"
     reader = BlobReader(repo)
     try:
-        subprocess.run(["git", "-C", str(repo), "archive", "--format=zip", "-o", str(tmp),
-                        source.commit], capture_output=True, check=True)
+        git(repo, "archive", "--format=zip", "-o", str(tmp.absolute()), source.commit)
         with zipfile.ZipFile(tmp, "a", zipfile.ZIP_DEFLATED) as out:
             out.writestr(META, json.dumps(meta, sort_keys=True))
             for blob in sorted({b for v in hist.versions.values() for b in v}):
                 data = reader.read(blob)
                 if data is not None:
                     out.writestr(f"{BLOBS}/{blob}", data)
-        h = hashlib.sha256()
-        with open(tmp, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                h.update(block)
-        dest = out_dir / f"{prefix}{h.hexdigest()[:12]}.zip"
+        dest = out_dir / f"{prefix}{sha256_file(tmp)[:12]}.zip"
         os.replace(tmp, dest)
     finally:
         reader.close()
@@ -147,18 +141,21 @@ class Snapshot:
                              "use matching upgrader versions")
         return meta
 
-
     def blob(self, blob: str) -> bytes | None:
         """A historical version from ``.praxis-blobs/`` (``None`` when absent), verified
         against its id: merge bases feed what is installed."""
         if not blob or "/" in blob:
             return None
         data = self.read(f"{BLOBS}/{blob}")
-        if data is not None and git_blob_id(data) != blob:
-            raise PreflightError(f"source snapshot {self.path} holds a damaged version {blob}",
-                                 "its content does not match its blob id",
-                                 _AGAIN.format(path=self.path))
+        if data is not None:
+            self.check(data, blob, f"source snapshot {self.path} holds a damaged version {blob}",
+                       "its content does not match its blob id")
         return data
+
+    def check(self, data: bytes, blob: str, what: str, why: str) -> None:
+        """Refuse ``data`` (read from this zip) unless its git blob id is ``blob``."""
+        if git_blob_id(data) != blob:
+            raise PreflightError(what, why, _AGAIN.format(path=self.path))
 
 
 def snapshot_commit(path: str) -> str | None:
@@ -185,7 +182,6 @@ def verify_file(snap: Snapshot, path: str, blob: str) -> bytes:
     if data is None:
         raise PreflightError(f"source snapshot entry {path} is missing or not a regular file",
                              "the snapshot is incomplete", _AGAIN.format(path=snap.path))
-    if git_blob_id(data) != blob:
-        raise PreflightError(f"source snapshot file {path} does not match its blob id",
-                             "the snapshot is damaged", _AGAIN.format(path=snap.path))
+    snap.check(data, blob, f"source snapshot file {path} does not match its blob id",
+               "the snapshot is damaged")
     return data

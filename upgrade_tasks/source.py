@@ -12,12 +12,15 @@ import subprocess
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .errors import PreflightError, UsageError
-from .fsutil import atomic_copy_verified, atomic_write_bytes
+from .errors import PhaseError, PreflightError, UsageError
+from .fsutil import ChangedSource, atomic_copy_verified, atomic_write_bytes
 from .gitutil import git
 from .layout import map_source_path
+
+if TYPE_CHECKING:  # snapshot imports this module
+    from .snapshot import Snapshot
 
 _URL_RE = re.compile(r"^(?:[a-z+]+://|[\w.-]+@[\w.-]+:)", re.IGNORECASE)
 
@@ -42,12 +45,17 @@ class SourceFile:
 
     def install_to(self, dst: Path, mode: int) -> None:
         """Write this file to ``dst`` atomically, verified against the planned checksum (a
-        checkout's file is streamed; a snapshot's bytes were verified when it was opened).
-        Raises :class:`~upgrade_tasks.fsutil.ChangedSource` when the checkout's file changed."""
+        checkout's file is streamed; a snapshot's bytes were verified when it was opened)."""
         if self.data is not None:
             atomic_write_bytes(dst, self.data, mode)
-        else:
+            return
+        try:
             atomic_copy_verified(self.abspath, dst, self.sha256, mode)
+        except ChangedSource:
+            raise PhaseError(f"source file {self.src} changed during the upgrade",
+                             "its checksum no longer matches the one planned",
+                             "do not edit the source checkout while an upgrade runs; rerun "
+                             "`invoke upgrade`") from None
 
     def read(self) -> bytes:
         data = self.raw()
@@ -68,7 +76,7 @@ class Source:
     spec: str
     files: dict[str, SourceFile] = field(default_factory=dict)  # keyed by target path
     snapshot: dict[str, Any] | None = None  # a snapshot's metadata (no git needed)
-    archive: Any = None  # the open snapshot zip (:class:`upgrade_tasks.snapshot.Snapshot`)
+    archive: Snapshot | None = None  # the open snapshot zip
 
     @property
     def content_files(self) -> dict[str, SourceFile]:
