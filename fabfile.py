@@ -3,66 +3,55 @@
 Fabric runs the task once per host, serially, and stops at the first failing host (its own
 rules). Each host runs the same engine as ``invoke upgrade --hosts ...`` (upgrade_tasks/fleet.py),
 with host keys checked against known_hosts. For parallel rollouts with a canary and a failure
-budget, use ``invoke upgrade --hosts ...``.
+budget, use ``invoke upgrade --hosts ...``. The flags of each task are the options that travel to
+the host for that command (declared in upgrade_tasks/options.py) plus the SSH ones.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from fabric import task
+from fabric.tasks import Task
 from invoke.exceptions import Exit
 
-from upgrade_tasks import fleet
-from upgrade_tasks.errors import UpgradeError
-from upgrade_tasks.options import CONFIG_DEFAULTS, FLAG_HELP, FLEET_HELP, Options
+from upgrade_tasks import fleet, options
+from upgrade_tasks.errors import EXIT_SOME_FAILED, exit_status
 
-HELP = {**{k: v for k, v in FLAG_HELP.items()},
-        **{k: FLEET_HELP[k] for k in ("accept_new_host_keys", "known_hosts", "sudo", "remote_dir")}}
-
-
-def _opts(**kw: Any) -> Options:
-    cfg = dict(CONFIG_DEFAULTS)
-    cfg.update({k: v for k, v in kw.items() if v not in (None, "", False)})
-    cfg["yes"] = True
-    return Options.from_config(cfg)
+DOCS = {
+    "upgrade": "Upgrade the install at --project on each -H host (upgrade_tasks/fleet.py).",
+    "rollback": "Roll back the last upgrade on each -H host.",
+    "status": "Status of the install on each -H host.",
+}
 
 
-def _on_host(c: Any, command: str, kw: dict[str, Any]) -> None:
+def _on_host(c: Any, command: str, flags: dict[str, Any]) -> None:
     if not hasattr(c, "host"):
         raise Exit("error[usage]: name the hosts with fab -H user@host,... (or use invoke upgrade "
                    "for this machine)", 2)
+    debug = bool(flags.get("debug"))
     try:
-        res = fleet.single_host(c, command, _opts(**kw))
-    except UpgradeError as exc:
-        raise Exit(exc.render(), exc.exit_code) from None
+        res = fleet.single_host(c, command, options.resolve(flags, {}).replace(yes=True))
+    except Exception as exc:  # noqa: BLE001 - every error becomes an exit code in one place
+        text, code = exit_status(exc, debug)
+        raise Exit(text, code) from None
     print(f"[{res.host}] {command}: {res.result}"
           + (f" ({res.message})" if res.result != "ok" else ""), flush=True)
     if res.result != "ok":
-        raise Exit(f"{res.host}: {res.message}", res.exit_code or 1)
+        raise Exit(f"{res.host}: {res.message}", res.exit_code or EXIT_SOME_FAILED)
 
 
-@task(help=HELP)
-def upgrade(c, source="", project="", on_conflict="", deps="", no_restart=False,  # type: ignore[no-untyped-def]
-            allow_downgrade=False, find_links="", offline=False, post_install="",
-            accept_new_host_keys=False, known_hosts="", sudo=False, remote_dir="", dry_run=False,
-            yes=False, debug=False):
-    """Upgrade the install at --project on each -H host (upgrade_tasks/fleet.py)."""
-    _on_host(c, "upgrade", dict(locals_without_c(locals())))
+def _task(command: str) -> Task:
+    fields = options.fab_options(command)
+
+    def body(c: Any, **flags: Any) -> None:
+        _on_host(c, command, flags)
+
+    body.__name__ = body.__qualname__ = command
+    body.__doc__ = DOCS[command]
+    body.__signature__ = options.signature_for(fields)  # type: ignore[attr-defined]
+    return Task(body, name=command, help=options.help_for(fields))
 
 
-@task(help={"project": FLAG_HELP["project"], "backup": "Backup id (default: the latest).",
-            "known_hosts": FLEET_HELP["known_hosts"]})
-def rollback(c, project="", backup="", known_hosts="", accept_new_host_keys=False):  # type: ignore[no-untyped-def]
-    """Roll back the last upgrade on each -H host."""
-    _on_host(c, "rollback", dict(locals_without_c(locals())))
-
-
-@task(help={"project": FLAG_HELP["project"], "known_hosts": FLEET_HELP["known_hosts"]})
-def status(c, project="", known_hosts="", accept_new_host_keys=False):  # type: ignore[no-untyped-def]
-    """Status of the install on each -H host."""
-    _on_host(c, "status", dict(locals_without_c(locals())))
-
-
-def locals_without_c(values: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in values.items() if k != "c"}
+upgrade = _task("upgrade")
+rollback = _task("rollback")
+status = _task("status")

@@ -8,9 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from upgrade_tasks import engine
+from upgrade_tasks import options as options_mod
+from upgrade_tasks.driver import run_upgrade as drive
 from upgrade_tasks.layout import PRAXIS_DIR
-from upgrade_tasks.options import CONFIG_DEFAULTS, Options
+from upgrade_tasks.options import Options
 from upgrade_tasks.sample import install_at
 from upgrade_tasks.sample_source import v1_files
 
@@ -63,13 +64,11 @@ def make_install(project: Path, repo: Path, commit: str, with_manifest: bool = T
 
 
 def options(source: Path, project: Path, **kw: object) -> Options:
-    cfg = dict(CONFIG_DEFAULTS)
-    cfg.update(source=str(source), project=str(project), yes=True, **kw)
-    return Options.from_config(cfg)
+    return options_mod.resolve({"source": str(source), "project": str(project), "yes": True, **kw})
 
 
 def run_upgrade(source: Path, project: Path, **kw: object) -> None:
     """The whole chain, in this process (what `invoke upgrade` runs)."""
-    engine.run_all(options(source, project, **kw))
+    drive(options(source, project, **kw))
 
 

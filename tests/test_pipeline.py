@@ -350,8 +350,8 @@ def test_list_and_help_document_every_task_and_flag() -> None:
     r = invoke("--list")
     for name, module in [("preflight", "preflight.py"), ("backup", "backup.py"),
                          ("content", "content.py"), ("server", "server.py"),
-                         ("validate", "validate.py"), ("cleanup", "engine.py"),
-                         ("rollback", "rollback.py")]:
+                         ("validate", "validate.py"), ("cleanup", "cleanup.py"),
+                         ("rollback", "recovery.py")]:
         assert name in r.out and module in r.out
     for name in ("upgrade", "status", "demo"):
         assert name in r.out

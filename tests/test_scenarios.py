@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from scenario_lib import build_repo, git, make_install, options, run_upgrade
 
-from upgrade_tasks import engine
+from upgrade_tasks.recovery import manual_rollback
 from upgrade_tasks.errors import UpgradeError
 from upgrade_tasks.layout import Install
 from upgrade_tasks.preflight import run_preflight
@@ -246,11 +246,11 @@ def test_scenario(sc: Scenario, tmp_path: Path) -> None:
              and ".cache" not in p.parts and ".backups" not in p.parts}
     assert after == before
     if sc.id == "file-becomes-directory":  # and back: the rollback restores the flat file
-        engine.manual_rollback(options(repo, proj))
+        manual_rollback(options(repo, proj))
         assert _tree(proj, T + "guide") == b"flat\n" and _tree(proj, T + "a.md") == b"a\n"
         assert _tree(proj, T + "guide/intro.md") is None
     if sc.id == "directory-becomes-file":  # and back: the directory and its file return
-        engine.manual_rollback(options(repo, proj))
+        manual_rollback(options(repo, proj))
         assert _tree(proj, T + "guide/intro.md") == b"i\n" and _tree(proj, T + "a.md") == b"a\n"
 
 

@@ -14,16 +14,19 @@ from conftest import digest, upgrade
 
 from upgrade_tasks.errors import PreflightError, UsageError
 from upgrade_tasks.fleet import controller_dir
-from upgrade_tasks.history import BlobReader, blob_reader, history_of, load_history
+from upgrade_tasks.checkout import open_checkout
+from upgrade_tasks.gitutil import CatFile
+from upgrade_tasks.history import load_history
 from upgrade_tasks.sample import make_project
 from upgrade_tasks.sample_source import SampleSource
-from upgrade_tasks.snapshot import BLOBS, META, make_snapshot
-from upgrade_tasks.source import open_source
+from upgrade_tasks.snapshot import BLOBS, META
+from upgrade_tasks.snapshot_pack import make_snapshot
+from upgrade_tasks.sources import open_source
 
 
 @pytest.fixture
 def snap(tmp_path: Path, source: SampleSource) -> Path:
-    return make_snapshot(open_source(str(source.path)), tmp_path / "out")
+    return make_snapshot(open_checkout(str(source.path)), tmp_path / "out")
 
 
 def _rewrite(src: Path, dest: Path, change: dict[str, bytes | None],
@@ -47,9 +50,9 @@ def test_snapshot_opens_like_the_checkout(snap: Path, source: SampleSource) -> N
     assert {t: (f.sha256, f.mode, f.blob, f.area) for t, f in zipped.files.items()} == \
         {t: (f.sha256, f.mode, f.blob, f.area) for t, f in checkout.files.items()}
     assert all(f.raw() == checkout.files[t].raw() for t, f in zipped.files.items())
-    hist, git_hist = history_of(zipped), load_history(source.path, source.v2)
+    hist, git_hist = zipped.history(), load_history(source.path, source.v2)
     assert hist.changes == git_hist.changes and hist.versions == git_hist.versions
-    reader, git_reader = blob_reader(zipped), BlobReader(source.path)
+    reader, git_reader = zipped.blob_reader(), CatFile(source.path)
     try:
         blobs = {b for v in hist.versions.values() for b in v}
         assert len(blobs) > len(zipped.files)  # older versions too, not only the commit's
@@ -150,7 +153,7 @@ def test_damaged_bytes_in_a_member_are_refused(tmp_path: Path, snap: Path, which
     bad.write_bytes(bytes(raw))
     with pytest.raises(PreflightError, match="corrupted") as err:
         src = open_source(str(bad))
-        blob_reader(src).read(name.split("/")[-1])
+        src.blob_reader().read(name.split("/")[-1])
     assert f"remove {bad}" in err.value.render()
 
 
@@ -160,7 +163,7 @@ def test_a_damaged_historical_version_is_refused(tmp_path: Path, snap: Path) -> 
     bad = _rewrite(snap, tmp_path / snap.name, {blob: b"not that version\n"})
     src = open_source(str(bad))
     with pytest.raises(PreflightError, match="does not match its blob id"):
-        blob_reader(src).read(blob.split("/")[-1])
+        src.blob_reader().read(blob.split("/")[-1])
 
 
 def test_a_path_escaping_the_install_is_refused(tmp_path: Path, snap: Path) -> None:

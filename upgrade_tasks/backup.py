@@ -38,7 +38,9 @@ from .fsutil import (
     sha256_file,
 )
 from .layout import Install
+from .mcp_client import scan_registered_tools
 from .plan import Plan
+from .runstate import Run
 from .venv import VENVS, venv_state
 
 SCHEMA_VERSION = 1
@@ -284,3 +286,44 @@ def prune_backups(install: Install, keep: int, current: str | None) -> list[str]
         if leftover.name[: -len(".partial")] not in sid_refs:
             shutil.rmtree(leftover, ignore_errors=True)
     return pruned
+
+
+def step(run: Run) -> str:
+    """Phase 1: the backup (made once per session; a resumed run verifies it)."""
+    s, _src, plan = run.need()
+    inst = run.install
+    # The tools the installed server declares (a static scan: starting the old server only to
+    # list them cost a server start per upgrade, ~0.07 CPU s; validation starts the new one).
+    old_tools: list[str] | None = None
+    if inst.server_dir.is_dir():  # (the scan raises only for a missing directory)
+        old_tools = sorted(scan_registered_tools(inst.server_dir))
+    s.artifacts(1)["old_tools"] = old_tools
+    bid = s.artifacts(1).get("backup_id") or new_backup_id()
+    s.artifacts(1)["backup_id"] = bid
+    s.save()
+    if (inst.backups_dir / bid).exists():
+        b = load_backup(inst, bid)
+        verify_backup(b)
+    else:
+        b = create_backup(inst, plan, s, bid)
+    s.artifacts(1)["venv_before"] = b.venv
+    size = sum(int(e.get("size", 0)) for e in b.entries.values())
+    s.artifacts(1).update({"backup_path": str(b.path), "files_backed_up": len(b.entries),
+                           "backup_size": size, "integrity_verified": True})
+    tools = "unknown" if old_tools is None else str(len(old_tools))
+    return (f"backup {bid}: {len(b.entries)} paths, {size / 1e3:.1f} kB, verified; "
+            f"old server declares {tools} tools")
+
+
+def recheck(run: Run) -> bool:
+    """Is the session's backup still intact? (A resume asks before going on.)"""
+    s = run.session
+    assert s is not None
+    bid = s.backup_id
+    if not bid or not (run.install.backups_dir / bid).exists():
+        return False
+    try:
+        verify_backup(load_backup(run.install, bid))
+    except BackupError:
+        return False
+    return True

@@ -5,6 +5,10 @@ atomically after every phase and before every risky sub-step of phase 3. It
 holds the spec's fields (``session_id``, ``workflow_type``, ``current_phase``,
 ``completed_phases``, ``phase_artifacts`` keyed by phase number as a string,
 ``metadata``) plus ``schema_version``, a ``status``, the plan and the step log.
+
+Only this module edits the file's dict: the rest of the upgrader uses the typed
+methods of :class:`Session` (mark a phase done or undone, record a step, set the
+status) and each phase's artifacts bag.
 """
 
 from __future__ import annotations
@@ -12,27 +16,39 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from . import faults
+from .enums import StrEnum
 from .errors import StateError
 from .fsutil import atomic_write_json
 
 SCHEMA_VERSION = 1
 WORKFLOW_TYPE = "praxis_os_upgrade_v1"
 
-RUNNING = "running"
-COMPLETED = "completed"
-ROLLED_BACK = "rolled_back"
-ROLLBACK_FAILED = "rollback_failed"
-ROLLING_BACK = "rolling_back"
-ABORTED = "aborted"
-FINISHED = (COMPLETED, ROLLED_BACK, ABORTED)
-
+#: The phases, in order (the driver's table names its functions; this is what is recorded).
 PHASES = ("preflight", "backup", "content", "server", "validate", "cleanup")
+LAST = len(PHASES) - 1
+
+
+class Status(StrEnum):
+    RUNNING = "running"
+    COMPLETED = "completed"
+    ROLLING_BACK = "rolling_back"
+    ROLLED_BACK = "rolled_back"
+    ROLLBACK_FAILED = "rollback_failed"
+    ABORTED = "aborted"
+
+
+#: A session in one of these states is over: nothing to resume or finish.
+FINISHED = (Status.COMPLETED, Status.ROLLED_BACK, Status.ABORTED)
+#: A session in one of these states is the install's unfinished business.
+UNFINISHED = (Status.RUNNING, Status.ROLLING_BACK, Status.ROLLBACK_FAILED)
 
 
 def now_iso() -> str:
@@ -54,7 +70,7 @@ class Session:
             "session_id": sid,
             "workflow_type": WORKFLOW_TYPE,
             "target_file": ".praxis-os",
-            "status": RUNNING,
+            "status": Status.RUNNING,
             "current_phase": 0,
             "completed_phases": [],
             "phase_artifacts": {},
@@ -91,20 +107,45 @@ class Session:
             )
         return cls(path, raw)
 
-    # -- accessors -----------------------------------------------------------
+    def reload(self) -> Session:
+        return Session.load(self.path)
+
+    # -- reading -----------------------------------------------------------------
     @property
     def id(self) -> str:
         return str(self.data["session_id"])
 
     @property
-    def status(self) -> str:
-        return str(self.data.get("status", RUNNING))
+    def status(self) -> Status:
+        return Status(self.data.get("status", Status.RUNNING))
 
     @property
     def completed(self) -> list[int]:
         return [int(x) for x in self.data.get("completed_phases", [])]
 
+    def next_phase(self) -> int:
+        """The first phase not completed yet (the last one when all are)."""
+        return next((i for i in range(len(PHASES)) if i not in self.completed), LAST)
+
+    def phase_result(self, phase: int) -> Mapping[str, Any]:
+        return MappingProxyType(self.data.get("phase_results", {}).get(str(phase), {}))
+
+    @property
+    def metadata(self) -> Mapping[str, Any]:
+        return MappingProxyType(self.data["metadata"])
+
+    @property
+    def error(self) -> str:
+        return str(self.data["metadata"].get("error") or "")
+
+    @property
+    def plan(self) -> dict[str, Any] | None:
+        plan = self.data.get("plan")
+        return plan if isinstance(plan, dict) else None
+
     def artifacts(self, phase: int) -> dict[str, Any]:
+        """The phase's artifacts bag (what it found and did; read by later phases and reports).
+        Changes are saved with the next :meth:`save` or mark."""
         arts: dict[str, Any] = self.data.setdefault("phase_artifacts", {}).setdefault(
             str(phase), {}
         )
@@ -118,10 +159,13 @@ class Session:
         b = self.artifacts(1).get("backup_id")
         return str(b) if b else None
 
-    # -- mutation (each persists) -------------------------------------------
+    # -- changes (each persists) -------------------------------------------
     def save(self) -> None:
         self.data["metadata"]["updated_at"] = now_iso()
         atomic_write_json(self.path, self.data)
+
+    def set_plan(self, plan: dict[str, Any]) -> None:
+        self.data["plan"] = plan
 
     def step(self, name: str) -> None:
         """Record a sub-step as done, durably, before the next risky action."""
@@ -131,31 +175,49 @@ class Session:
         self.save()
         faults.point(f"step:{name}")
 
-    def complete_phase(self, phase: int, duration: float, summary: str) -> None:
+    def forget_steps(self, prefix: str) -> None:
+        """Drop recorded sub-steps (``prefix``: e.g. ``server:``) so they run again."""
+        self.data["steps"] = [x for x in self.data.get("steps", []) if not x.startswith(prefix)]
+        self.save()
+
+    def begin_phase(self, phase: int) -> None:
+        self.data["current_phase"] = phase
+
+    def mark_done(self, phase: int, duration: float, summary: str) -> None:
         done = self.data.setdefault("completed_phases", [])
         if phase not in done:
             done.append(phase)
-        self.data["current_phase"] = min(phase + 1, len(PHASES) - 1)
-        self.data.setdefault("phase_results", {})[str(phase)] = {
-            "name": PHASES[phase],
-            "status": "ok",
-            "duration_s": round(duration, 3),
-            "summary": summary,
-        }
+        if phase == LAST:
+            self.data["status"] = Status.COMPLETED
+        self.data["current_phase"] = min(phase + 1, LAST)
+        self._result(phase, "ok", duration, summary)
         self.save()
         faults.point(f"phase-done:{PHASES[phase]}")
 
-    def fail_phase(self, phase: int, duration: float, message: str) -> None:
-        self.data.setdefault("phase_results", {})[str(phase)] = {
-            "name": PHASES[phase],
-            "status": "failed",
-            "duration_s": round(duration, 3),
-            "summary": message,
-        }
+    def mark_undone(self, phase: int) -> None:
+        """A recheck found the phase's result gone: it runs again."""
+        self.data["completed_phases"] = [p for p in self.completed if p != phase]
         self.save()
 
-    def set_status(self, status: str, **extra: Any) -> None:
+    def mark_failed(self, phase: int, duration: float, message: str) -> None:
+        self._result(phase, "failed", duration, message)
+        self.save()
+
+    def _result(self, phase: int, status: str, duration: float, summary: str) -> None:
+        self.data.setdefault("phase_results", {})[str(phase)] = {
+            "name": PHASES[phase],
+            "status": status,
+            "duration_s": round(duration, 3),
+            "summary": summary,
+        }
+
+    def set_status(self, status: Status, **extra: Any) -> None:
         self.data["status"] = status
+        self.data["metadata"].update(extra)
+        self.save()
+
+    def note(self, **extra: Any) -> None:
+        """Add to the session's metadata (e.g. ``finished_at``) without changing its status."""
         self.data["metadata"].update(extra)
         self.save()
 
@@ -175,6 +237,5 @@ def list_sessions(state_dir: Path) -> list[Session]:
 
 
 def unfinished_session(state_dir: Path) -> Session | None:
-    running = [s for s in list_sessions(state_dir)
-               if s.status in (RUNNING, ROLLING_BACK, ROLLBACK_FAILED)]
+    running = [s for s in list_sessions(state_dir) if s.status in UNFINISHED]
     return running[-1] if running else None

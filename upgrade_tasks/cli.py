@@ -1,94 +1,133 @@
-"""The edge between Invoke and the engine: option propagation and error translation.
+"""The edge between Invoke and the upgrader: one run per command line, tasks made from the
+option declarations, errors turned into exit codes.
 
-:class:`OptionsExecutor` is named in ``invoke.yaml`` (``tasks.executor_class``).
-Before any task runs it copies the flags given on the command line into
-``config.upgrade``, so pre-tasks (which Invoke calls without arguments) see
-the same options as the task the user named.
+Invoke calls pre-tasks without arguments, so the options cannot travel through the
+task chain. :class:`PhaseExecutor` (named in ``invoke.yaml`` and in the collection's
+config) therefore resolves them once, before any task runs, from the flags given to the
+task(s) named on the command line and the config tree, and makes one
+:class:`~upgrade_tasks.runstate.Run`. Every call, pre-tasks included, then gets a
+:class:`RunContext` carrying that run, the way Fabric hands each task a ``Connection``
+(a Context carrying a host). Calls carry no arguments of their own, so Invoke's
+deduplication sees ``invoke backup upgrade`` as one ``backup``.
+
+Every error, whatever raised it, leaves through :func:`upgrade_tasks.errors.exit_status`.
 """
 
 from __future__ import annotations
 
-import sys
-import traceback
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
+from invoke.config import Config
+from invoke.context import Context
 from invoke.exceptions import Exit
 from invoke.executor import Executor
+from invoke.tasks import Call, Task
 
-from .errors import EXIT_INTERRUPTED, UpgradeError
-from .options import CONFIG_DEFAULTS, Options
+from . import options
+from .driver import close
+from .errors import UsageError, exit_status
+from .runstate import Run
 
-
-class OptionsExecutor(Executor):
-    """Invoke executor that hands the command line's flags to every task, pre-tasks included."""
-
-    def execute(self, *tasks: Any) -> Any:
-        # Load the collection's defaults and INVOKE_* variables now (Invoke does it per
-        # call later) so that only flags given on the command line override them.
-        self.config.load_collection(self.collection.configuration())
-        self.config.load_shell_env()
-        if self.config.get("upgrade") is None:
-            self.config.upgrade = dict(CONFIG_DEFAULTS)
-        section = self.config.upgrade
-        for t in tasks:
-            kwargs = getattr(t, "as_kwargs", None)
-            if kwargs is None and isinstance(t, tuple):
-                kwargs = t[1]
-            for key, value in (kwargs or {}).items():
-                if key in CONFIG_DEFAULTS and value not in (None, "", False):
-                    setattr(section, key, value)
-        section.propagated = True
-        return super().execute(*tasks)
+EXECUTOR = "upgrade_tasks.cli.PhaseExecutor"
 
 
-def options_from(c: Any) -> Options:
-    section = c.config.get("upgrade")
-    if section is None or not section.get("propagated"):
+class RunContext(Context):
+    """An Invoke Context carrying the run of this command line."""
+
+    #: (A class attribute, so Invoke's DataProxy keeps it an attribute rather than config;
+    #: not ``run``, which is Context's method to run a command.)
+    upgrade_run: Run | None = None
+
+    def __init__(self, config: Config, run: Run) -> None:
+        super().__init__(config=config)
+        self.upgrade_run = run
+
+
+class RunCall(Call):
+    """A call whose context carries the run (and no arguments: the options are in the run)."""
+
+    def __init__(self, task: Task[Any], run: Run, called_as: str | None = None) -> None:
+        super().__init__(task, called_as=called_as)
+        self.run = run
+
+    def make_context(self, config: Config) -> Context:
+        return RunContext(config, self.run)
+
+
+class PhaseExecutor(Executor):
+    """Resolve the options once, run the tasks with one :class:`Run`, map errors to exits."""
+
+    run: Run | None = None
+
+    def execute(self, *tasks: Any) -> dict[Task[Any], Any]:
+        calls = self.normalize(tasks)
+        given = _given(calls)
+        debug = bool(given.get("debug"))
+        try:
+            self.config.load_collection(self.collection.configuration())
+            self.config.load_shell_env()
+            section = self.config.get("upgrade") or {}
+            self.run = Run.of(options.resolve(given, section))
+            result: dict[Task[Any], Any] = super().execute(*tasks)
+            return result
+        except (Exit, SystemExit):
+            raise
+        except BaseException as exc:  # noqa: B036 - every ending becomes an exit code here
+            text, code = exit_status(exc, debug)
+            raise Exit(text, code) from None
+        finally:
+            if self.run is not None:
+                close(self.run)
+
+    def expand_calls(self, calls: list[Call]) -> list[Call]:
+        assert self.run is not None
+        return [c if isinstance(c, RunCall) else RunCall(c.task, self.run, c.called_as)
+                for c in super().expand_calls(calls)]
+
+
+def _given(calls: list[Call]) -> dict[str, Any]:
+    """The flags given on the command line to the task(s) named there; one option given two
+    different values (``invoke backup --deps skip upgrade --deps force``) is refused."""
+    given: dict[str, Any] = {}
+    for call in calls:
+        for key, value in call.kwargs.items():
+            if value is None or value is False:
+                continue
+            if key in given and given[key] != value:
+                raise Exit(UsageError(
+                    f"{options.flag(key)} is given twice with different values",
+                    f"{given[key]!r} and {value!r}", "give it once").render(), 2)
+            given[key] = value
+    return given
+
+
+def run_of(c: Context) -> Run:
+    run = getattr(c, "upgrade_run", None)
+    if not isinstance(run, Run):
         raise Exit(
-            "error[setup]: the task options were not propagated to pre-tasks\n"
-            "  why:  invoke did not load invoke.yaml (it names upgrade_tasks.cli.OptionsExecutor)\n"
-            "  next: run invoke from the upgrader's directory or with -r PATH_TO_UPGRADER",
-            2,
-        )
-    return Options.from_config(section)
+            "error[setup]: this task needs the upgrader's executor\n"
+            "  why:  Invoke ran it with another executor (invoke.yaml was not loaded)\n"
+            f"  next: run it with `praxis-upgrade`, or with invoke from the upgrader's directory "
+            f"(or -r PATH_TO_UPGRADER); tasks.executor_class must be {EXECUTOR}", 2)
+    return run
 
 
-@contextmanager
-def translated(debug: bool) -> Iterator[None]:
-    """Turn our errors into ``invoke.Exit`` with a message and exit code."""
-    try:
-        yield
-    except UpgradeError as exc:
-        if debug:
-            traceback.print_exc()
-        raise Exit(exc.render(), exc.exit_code) from None
-    except KeyboardInterrupt:
-        raise Exit("interrupted", EXIT_INTERRUPTED) from None
-    except Exit:
-        raise
-    except Exception as exc:
-        if debug:
-            traceback.print_exc()
-        raise Exit(
-            f"error[unexpected]: {type(exc).__name__}: {exc}\n"
-            "  next: rerun with --debug for the traceback, and report it",
-            1,
-        ) from None
+def make_task(name: str, body: Callable[[Run], None], doc: str,
+              pre: list[Task[Any]] | None = None, factory: Callable[..., Task[Any]] = Task) -> Task[Any]:
+    """A task named ``name`` taking the flags declared for it in :mod:`upgrade_tasks.options`.
 
+    Invoke reads a task's flags from ``inspect.signature`` of its body; the body's
+    ``__signature__`` is derived from the declarations, so ``invoke --help TASK`` lists every
+    flag with its help. The body itself only hands the run to ``body``.
+    """
 
-def run_with_options(c: Any, fn: Callable[[Options], Any]) -> Any:
-    debug = False
-    try:
-        opts = options_from(c)
-        debug = opts.debug
-    except UpgradeError as exc:
-        raise Exit(exc.render(), exc.exit_code) from None
-    with translated(debug):
-        return fn(opts)
+    def task_body(c: Context, **_flags: Any) -> None:
+        body(run_of(c))
 
-
-def out(text: str) -> None:
-    sys.stdout.write(text + "\n")
-    sys.stdout.flush()
+    task_body.__name__ = task_body.__qualname__ = name
+    task_body.__module__ = body.__module__
+    task_body.__doc__ = doc
+    task_body.__signature__ = options.signature_for(name)  # type: ignore[attr-defined]
+    return factory(task_body, name=name, pre=pre or [], help=options.help_for(name),
+                   auto_shortflags=False)

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from . import faults
+from . import faults, gitignore
 from .errors import PhaseError
 from .fsutil import (
     atomic_write_bytes,
@@ -34,19 +34,11 @@ from .fsutil import (
     remove_empty_parents,
     sha256_bytes,
 )
-from .layout import PRAXIS_DIR, Install, is_protected
-from .plan import (
-    GITIGNORE_PATTERNS,
-    MERGE_SUFFIX,
-    NEW_SUFFIX,
-    FileAction,
-    Plan,
-    SymlinkInPath,
-    check_no_symlink,
-    git_check_ignore,
-    gitignore_block,
-    merged_content,
-)
+from .layout import PRAXIS_DIR, Install, SymlinkInPath, is_protected
+from .merge import merge3
+from .plan import MERGE_SUFFIX, NEW_SUFFIX, Action, FileAction, Plan, Resolution, attention_items
+from .runstate import Run
+from .server_process import stop_for_upgrade
 from .source import Source
 
 
@@ -90,7 +82,7 @@ def _write_check(install: Install, rel: str) -> None:
             "report this as a bug; nothing else was changed by this step",
         )
     try:
-        check_no_symlink(install, rel)
+        install.check_no_symlink(rel)
     except SymlinkInPath as exc:
         raise PhaseError(f"refusing to write through the symlink {exc.path}",
                          "it appeared after the plan was made",
@@ -113,6 +105,21 @@ def _keep_beside(install: Install, source: Source, a: FileAction, res: ContentRe
                           "compare": f"diff -u {PRAXIS_DIR}/{a.target} {PRAXIS_DIR}/{side}"})
 
 
+def merged_content(a: FileAction, install: Install, source: Source) -> bytes:
+    """Recompute the merge the plan decided on (same inputs, same bytes)."""
+    reader = source.blob_reader()
+    try:
+        base = reader.read(a.base_blob or "")
+    finally:
+        reader.close()
+    if base is None:
+        raise PhaseError(f"the base version {a.base_blob} of {a.target} is gone from the source",
+                         "the plan merged against it", "rerun `invoke upgrade`")
+    merged, _clean = merge3(install.path(a.target).read_bytes(), base,
+                            source.files[a.target].read())
+    return merged
+
+
 def apply_action(install: Install, source: Source, a: FileAction, res: ContentResult) -> None:
     path = install.path(a.target)
     cur = file_sha_or_none(path)
@@ -121,32 +128,29 @@ def apply_action(install: Install, source: Source, a: FileAction, res: ContentRe
             now = path.read_bytes().decode("utf-8", "replace")
         except FileNotFoundError:
             now = ""
-        want = gitignore_block(now).encode()
+        want = gitignore.with_block(now).encode()
         if cur != sha256_bytes(want):
             atomic_write_bytes(path, want, mode=0o644)
-        (res.added if a.action == "add" else res.updated).append(a.target)
-        res.not_ignored = git_check_ignore(
-            install.project, [p.replace("**/", "mcp_server/").rstrip("/") + ("/x" if p.endswith("/")
-                                                                               else "")
-                              for p in GITIGNORE_PATTERNS])
+        (res.added if a.action == Action.ADD else res.updated).append(a.target)
+        res.not_ignored = gitignore.not_ignored(install.project, gitignore.probe_paths())
         return
-    if a.action == "flag":
+    if a.action == Action.FLAG:
         if cur is None:
             _write(install, a.target, b"", 0o644)
         res.added.append(a.target)
         return
-    if a.action in ("add", "update"):
+    if a.action in (Action.ADD, Action.UPDATE):
         if cur == a.new_sha:
             res.already_done += 1
-            (res.added if a.action == "add" else res.updated).append(a.target)
+            (res.added if a.action == Action.ADD else res.updated).append(a.target)
             return
         if cur != a.old_sha:
             # changed since the plan was made: keep it, write the new version beside it
             _keep_beside(install, source, a, res, "changed while the upgrade ran")
             return
         _install_file(install, source, a.target, a.target, a.mode)
-        (res.added if a.action == "add" else res.updated).append(a.target)
-    elif a.action == "remove":
+        (res.added if a.action == Action.ADD else res.updated).append(a.target)
+    elif a.action == Action.REMOVE:
         if cur is None:
             res.already_done += 1
             res.removed.append(a.target)
@@ -157,32 +161,32 @@ def apply_action(install: Install, source: Source, a: FileAction, res: ContentRe
         durable_unlink(path)
         remove_empty_parents(path, install.root)
         res.removed.append(a.target)
-    elif a.action == "conflict":
+    elif a.action == Action.CONFLICT:
         r = a.resolution
-        if r == "theirs":
+        if r == Resolution.THEIRS:
             if cur != a.new_sha:
                 _install_file(install, source, a.target, a.target, a.mode)
             res.conflicts.append({"path": a.target, "resolution": "theirs",
                                   "note": "upstream version installed; yours is in the backup"})
-        elif r == "merged":
+        elif r == Resolution.MERGED:
             if cur != a.merged_sha:
                 if cur != a.old_sha:
                     _keep_beside(install, source, a, res, "changed while the upgrade ran")
                     return
-                data = merged_content(a, install, source, source.root)
+                data = merged_content(a, install, source)
                 if sha256_bytes(data) != a.merged_sha:
                     raise PhaseError(f"the merge of {a.target} differs from the planned one",
                                      "the inputs changed", "rerun `invoke upgrade`")
                 _write(install, a.target, data, a.mode)
             res.conflicts.append({"path": a.target, "resolution": "merged",
                                   "note": "your changes and upstream's merged cleanly"})
-        elif r == "merge-conflict":
+        elif r == Resolution.MERGE_CONFLICT:
             side_m = a.target + MERGE_SUFFIX
             if file_sha_or_none(install.path(side_m)) != a.merged_sha:
                 if cur != a.old_sha:
                     _keep_beside(install, source, a, res, "changed while the upgrade ran")
                     return
-                data = merged_content(a, install, source, source.root)
+                data = merged_content(a, install, source)
                 _write(install, side_m, data, a.mode)
             side_n = a.target + NEW_SUFFIX
             if file_sha_or_none(install.path(side_n)) != a.new_sha:
@@ -192,12 +196,12 @@ def apply_action(install: Install, source: Source, a: FileAction, res: ContentRe
                 "new_version": side_n,
                 "compare": f"resolve the markers in {PRAXIS_DIR}/{side_m}, then "
                            f"mv {PRAXIS_DIR}/{side_m} {PRAXIS_DIR}/{a.target}"})
-        elif r == "mine":
+        elif r == Resolution.MINE:
             res.conflicts.append({"path": a.target, "resolution": "mine",
                                   "note": "kept as is (your decision); upstream's not written"})
         else:
             _keep_beside(install, source, a, res, a.note)
-    elif a.action in ("orphan", "user-deleted", "user-changed"):
+    elif a.action in (Action.ORPHAN, Action.USER_DELETED, Action.USER_CHANGED):
         res.kept.append(a.target)
 
 
@@ -213,13 +217,13 @@ def run_content(install: Install, source: Source, plan: Plan) -> ContentResult:
         faults.point("content:file")
         return r
 
-    todo = [a for a in plan.actions if a.action != "unchanged"]
-    removals = sorted((a for a in todo if a.action == "remove"), key=lambda a: a.target,
+    todo = [a for a in plan.actions if a.action != Action.UNCHANGED]
+    removals = sorted((a for a in todo if a.action == Action.REMOVE), key=lambda a: a.target,
                       reverse=True)
     with batched_dir_syncs():  # the phase's checkpoint is written after the block
         for a in removals:
             res.merge(one(a))
-        for r in parallel_map(one, [a for a in todo if a.action != "remove"]):
+        for r in parallel_map(one, [a for a in todo if a.action != Action.REMOVE]):
             res.merge(r)
     return res
 
@@ -234,11 +238,37 @@ def verify_content(install: Install, plan: Plan) -> list[str]:
             cur = file_sha_or_none(install.path(rel))
             if cur == sha:
                 continue
-            if a.action in ("add", "update", "conflict") and file_sha_or_none(
+            if a.action in (Action.ADD, Action.UPDATE, Action.CONFLICT) and file_sha_or_none(
                 install.path(a.target + NEW_SUFFIX)
             ) == a.new_sha:
                 continue  # met a concurrent change: kept, new version written beside it
-            if a.action == "remove" and cur is not None and cur != a.old_sha:
+            if a.action == Action.REMOVE and cur is not None and cur != a.old_sha:
                 continue  # changed under our feet: kept
             bad.append(rel)
     return bad
+
+
+def step(run: Run) -> str:
+    """Phase 2: stop the old server (and its index watcher) before touching content it reads,
+    apply the plan, and check every path is as planned."""
+    s, src, plan = run.need()
+    stop_for_upgrade(run.install, s, plan.server.must_stop, run.opts.no_restart)
+    res = run_content(run.install, src, plan)
+    s.artifacts(2).update({"added": res.added, "updated": res.updated, "removed": res.removed,
+                           "conflicts": res.conflicts, "kept": res.kept,
+                           "attention": attention_items(plan), "decisions": plan.decisions,
+                           "gitignore_not_ignored": res.not_ignored})
+    bad = verify_content(run.install, plan)
+    if bad:
+        raise PhaseError(
+            f"{len(bad)} file(s) are not as planned after the content phase",
+            "first: " + ", ".join(bad[:5]),
+            "this needs investigation; the upgrade was rolled back",
+        )
+    return res.summary()
+
+
+def recheck(run: Run) -> bool:
+    """Is phase 2's result still on disk? (A resume asks before going on.)"""
+    _s, _src, plan = run.need()
+    return not verify_content(run.install, plan)

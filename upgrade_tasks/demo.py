@@ -7,21 +7,25 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from . import engine
+from . import options
+from .driver import run_upgrade
+from .errors import EXIT_INTERNAL, UpgradeError
 from .layout import PRAXIS_DIR
-from .options import CONFIG_DEFAULTS, Options
+from .recovery import manual_rollback
+from .runstate import say
 from .sample import make_project, tree_digest
 from .sample_source import make_source_repo
+from .status import status_text
 
 
-def _opts(source: Path, project: Path) -> Options:
-    cfg = dict(CONFIG_DEFAULTS)
-    cfg.update(source=str(source), project=str(project), yes=True)
-    return Options.from_config(cfg)
+class DemoFailed(UpgradeError):
+    """The demo's rollback did not give the install back byte for byte (a bug)."""
+
+    exit_code = EXIT_INTERNAL
+    ref = "demo-failed"
 
 
 def run_demo(keep: bool = False) -> None:
-    say = engine.say
     base = Path(tempfile.mkdtemp(prefix="praxis-upgrade-demo-"))
     try:
         say(f"demo directory: {base}")
@@ -30,29 +34,29 @@ def run_demo(keep: bool = False) -> None:
         project = make_project(base / "my-project", src.path, src.v1)
         say(f"sample project installed at v1 with user edits: {project / PRAXIS_DIR}")
         before = tree_digest(project / PRAXIS_DIR)
-        opts = _opts(src.path, project)
+        opts = options.resolve({"source": str(src.path), "project": str(project), "yes": True})
 
         say("\n== dry run: invoke upgrade --dry-run ==")
-        engine.run_all(Options(**{**opts.__dict__, "dry_run": True}))
+        run_upgrade(opts.replace(dry_run=True))
 
         say("\n== upgrade: invoke upgrade --source ... --project ... ==")
-        engine.run_all(opts)
+        run_upgrade(opts)
         reports = sorted((project / PRAXIS_DIR / ".upgrade-reports").glob("*.md"))
         if reports:
             say("\n== the report ==")
             say(reports[-1].read_text())
         say("== status: invoke status ==")
-        say(engine.status_text(opts))
+        say(status_text(opts))
 
         say("\n== rollback: invoke rollback ==")
-        say(engine.manual_rollback(opts))
+        say(manual_rollback(opts))
         after = tree_digest(project / PRAXIS_DIR)
         same = before == after
         say(f"install byte-identical to before the upgrade: {'yes' if same else 'NO'}")
         if not same:
             diff = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
-            say("differences: " + ", ".join(diff[:20]))
-            raise SystemExit(1)
+            raise DemoFailed("the demo's rollback did not restore the install byte for byte",
+                             "differences: " + ", ".join(diff[:20]), "report this as a bug")
     finally:
         if keep:
             say(f"kept: {base}")

@@ -15,6 +15,9 @@ EXIT_CONFLICT_ABORT = 5
 EXIT_ROLLED_BACK = 6
 EXIT_ROLLBACK_FAILED = 7
 EXIT_CLEANUP_FAILED = 8
+EXIT_SOME_FAILED = 9  # remote hosts: some failed, within the failure budget
+EXIT_STOPPED = 10  # remote hosts: the budget or a failed canary stopped the rollout
+EXIT_INTERNAL = 70  # a bug (EX_SOFTWARE): an error the upgrader did not expect
 EXIT_INTERRUPTED = 130
 
 
@@ -89,9 +92,15 @@ class CleanupError(UpgradeError):
     ref = "cleanup-failed"
 
 
-class ProbeError(PhaseError):
-    """The MCP server could not be started, spoken to, or listed wrong tools."""
+class ProbeError(UpgradeError):
+    """The MCP server could not be started, spoken to, or listed wrong tools.
 
+    Inside a phase the driver rolls back and reports exit 6 (a :class:`PhaseError`); its other
+    callers (the restart after a rollback, the demo) catch it and say what it means there. One
+    that escapes is a bug, hence exit 70.
+    """
+
+    exit_code = EXIT_INTERNAL
     ref = "server-probe-failed"
 
 
@@ -121,3 +130,26 @@ class Interrupted(UpgradeError):
 
     exit_code = EXIT_INTERRUPTED
     ref = "interrupted"
+
+
+def exit_status(exc: BaseException, debug: bool = False) -> tuple[str, int]:
+    """The one place where an exception becomes what the user sees and the exit code.
+
+    Used by the Invoke tasks (through the executor), the fabfile and the host engine.
+    ``debug`` appends the traceback.
+    """
+    if isinstance(exc, UpgradeError):
+        text, code = exc.render(), exc.exit_code
+    elif isinstance(exc, KeyboardInterrupt):
+        text, code = "interrupted", EXIT_INTERRUPTED
+    else:
+        text = (f"error[internal]: {type(exc).__name__}: {exc}\n"
+                "  why:  the upgrader met an error it does not handle (a bug)\n"
+                "  next: rerun with --debug for the traceback and report it; `invoke status` "
+                "shows whether anything is left to resume or roll back")
+        code = EXIT_INTERNAL
+    if debug and not isinstance(exc, KeyboardInterrupt):
+        import traceback
+
+        text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)) + text
+    return text, code

@@ -37,15 +37,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import options
+from .checkout import open_checkout
 from .checkpoint import now_iso
-from .errors import UsageError
+from .errors import EXIT_SOME_FAILED, EXIT_STOPPED, UsageError
 from .options import Options
-from .snapshot import make_snapshot
-from .source import Source, open_source
+from .snapshot_pack import make_snapshot
 from .zipapp import build_zipapp
 
-EXIT_SOME_FAILED = 9
-EXIT_STOPPED = 10
 PHASE_RE = re.compile(r"^\[(\d)/5\] (\w+)")
 
 
@@ -244,7 +243,7 @@ def prepare(opts: Options, need_source: bool) -> Prepared:
     pyz = build_zipapp(work)
     if not need_source:
         return Prepared(pyz, None, None)
-    src: Source = open_source(opts.source)
+    src = open_checkout(opts.source)
     return Prepared(pyz, make_snapshot(src, work / "snapshots"), src.commit)
 
 
@@ -297,32 +296,6 @@ def _forwarded_env() -> str:
     pairs = [f"{k}={shlex.quote(v)}" for k, v in sorted(os.environ.items())
              if k.startswith("PRAXIS_UPGRADE_") or k in ("PRAXIS_MCP_PORT",)]
     return ("env " + " ".join(pairs) + " ") if pairs else ""
-
-
-def engine_args(command: str, opts: Options, source_zip: str | None) -> list[str]:
-    args = [command, "--project", str(opts.project)]
-    if source_zip and command == "upgrade":
-        args += ["--source", source_zip]
-    if command == "upgrade":
-        if opts.on_conflict != "merge":
-            args += ["--on-conflict", opts.on_conflict]
-        if opts.deps != "auto":
-            args += ["--deps", opts.deps]
-        for flag, on in (("--no-restart", opts.no_restart),
-                         ("--allow-downgrade", opts.allow_downgrade), ("--offline", opts.offline)):
-            if on:
-                args.append(flag)
-        if opts.find_links:
-            args += ["--find-links", opts.find_links]
-        if opts.post_install != "auto":
-            args += ["--post-install", opts.post_install]
-        if opts.dry_run:
-            args.append("--dry-run")
-    if command == "rollback" and opts.backup:
-        args += ["--backup", opts.backup]
-    if command == "rollback" and opts.no_restart:
-        args.append("--no-restart")
-    return args
 
 
 def run_on_host(c: Any, command: str, opts: Options, prep: Prepared, console: Console,
@@ -393,7 +366,8 @@ def run_on_host(c: Any, command: str, opts: Options, prep: Prepared, console: Co
         if command == "upgrade" and not opts.dry_run:
             go += ["--detach"]
         go.append(f"{rdir}/runs")
-        t = run(f"{py} go {_q(go)} -- {_q(engine_args(command, opts, source_zip))}", stream=True)
+        argv = options.to_argv(opts, command, source=source_zip or "")
+        t = run(f"{py} go {_q(go)} -- {_q(argv)}", stream=True)
         code = int(t.exited)
         if code == 127 and not opts.sudo:  # the shell did not find python3
             res.message = NO_PYTHON
@@ -595,9 +569,7 @@ def _one(item: str, command: str, opts: Options, prep: Prepared, console: Consol
     c = None
     host, project = split_host(item)
     if project:
-        from dataclasses import replace
-
-        opts = replace(opts, project=Path(project))
+        opts = opts.replace(project=Path(project))
     try:
         c = connect(host, opts)
         r = run_on_host(c, command, opts, prep, console, pw, label=item)

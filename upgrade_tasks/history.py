@@ -7,44 +7,22 @@ that historical version is its merge base. The installed commit is the commit
 whose tree explains most pristine files.
 
 All of it comes from one ``git log --raw`` process over the mapped areas
-(first-parent history of HEAD, oldest first), replayed in memory, plus one
-``git cat-file --batch`` process for the few blobs a merge needs.
+(first-parent history of HEAD, oldest first), replayed in memory (a snapshot
+carries the same data), plus the source's blob reader for the few old versions
+a merge needs.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
-from .layout import CONFIG_DEFAULTS_SRC, CONFIG_NEW, CONTENT_MAP, SERVER_MAP, Install, map_source_path
-
-if TYPE_CHECKING:  # snapshot imports this module
-    from .snapshot import Snapshot
+from .gitutil import git_blob_id
+from .layout import CONFIG_DEFAULTS_SRC, CONTENT_MAP, SERVER_MAP, Install, map_source_path, unmap_target
 
 ZERO = "0" * 40
-
-
-def git_blob_id(data: bytes) -> str:
-    """The id git gives a blob with this content (sha1 of ``blob <len>\\0<data>``)."""
-    h = hashlib.sha1(b"blob %d\0" % len(data), usedforsecurity=False)
-    h.update(data)
-    return h.hexdigest()
-
-
-def unmap_target(target: str) -> str | None:
-    """Inverse of the mapping table: target path under .praxis-os -> source path."""
-    if target == CONFIG_NEW:
-        return CONFIG_DEFAULTS_SRC
-    for s_prefix, t_prefix in CONTENT_MAP:
-        if target.startswith(t_prefix):
-            return s_prefix + target[len(t_prefix):]
-    if target.startswith(SERVER_MAP[1]):
-        return SERVER_MAP[0] + target[len(SERVER_MAP[1]):]
-    return None
 
 
 @dataclass
@@ -58,22 +36,6 @@ class History:
     @property
     def commits(self) -> list[str]:
         return [c for c, _ in self.changes]
-
-
-def history_of(source: Any) -> History:
-    """The history of a source: from git, or from a snapshot's metadata."""
-    snap = getattr(source, "snapshot", None)
-    if snap:
-        h = History()
-        for commit, changes in snap["history"]["changes"]:
-            h.changes.append((str(commit), {str(k): v for k, v in changes.items()}))
-        h.versions = {str(p): set(v) for p, v in snap["history"]["versions"].items()}
-        return h
-    return load_history(source.root, source.commit)
-
-
-def blob_reader(source: Any) -> BlobReader:
-    return BlobReader(source.root, archive=getattr(source, "archive", None))
 
 
 def load_history(repo: Path, ref: str = "HEAD") -> History:
@@ -198,40 +160,3 @@ def recognise(install: Install, hist: History, blobs: dict[str, str] | None = No
         if mapped is not None:
             rec.tree_at_installed[mapped[1]] = at
     return rec
-
-
-class BlobReader:
-    """Read blobs from the source repository through one ``git cat-file --batch`` process, or
-    from a snapshot zip's ``.praxis-blobs/`` (``archive``: an open
-    :class:`upgrade_tasks.snapshot.Snapshot`)."""
-
-    def __init__(self, repo: Path, archive: Snapshot | None = None) -> None:
-        self.repo = repo
-        self.archive = archive
-        self._proc: subprocess.Popen[bytes] | None = None
-
-    def read(self, blob: str) -> bytes | None:
-        if self.archive is not None:
-            return self.archive.blob(blob)
-        if self._proc is None:
-            self._proc = subprocess.Popen(
-                ["git", "-C", str(self.repo), "cat-file", "--batch"],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            )
-        assert self._proc.stdin is not None and self._proc.stdout is not None
-        self._proc.stdin.write(blob.encode() + b"\n")
-        self._proc.stdin.flush()
-        header = self._proc.stdout.readline().split()
-        if len(header) < 3 or header[1] != b"blob":
-            return None
-        size = int(header[2])
-        data = self._proc.stdout.read(size)
-        self._proc.stdout.read(1)
-        return data
-
-    def close(self) -> None:
-        if self._proc is not None:
-            assert self._proc.stdin is not None
-            self._proc.stdin.close()
-            self._proc.wait()
-            self._proc = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -53,6 +54,18 @@ def map_source_path(src: str) -> tuple[str, str] | None:
         if any(p in SERVER_EXCLUDE_PARTS for p in parts) or src.endswith((".pyc", ".pyo")):
             return None
         return "server", t_prefix + src[len(s_prefix) :]
+    return None
+
+
+def unmap_target(target: str) -> str | None:
+    """Inverse of the mapping table: target path under .praxis-os -> source path."""
+    if target == CONFIG_NEW:
+        return CONFIG_DEFAULTS_SRC
+    for s_prefix, t_prefix in CONTENT_MAP:
+        if target.startswith(t_prefix):
+            return s_prefix + target[len(t_prefix):]
+    if target.startswith(SERVER_MAP[1]):
+        return SERVER_MAP[0] + target[len(SERVER_MAP[1]):]
     return None
 
 
@@ -149,6 +162,32 @@ class Install:
 
     def path(self, rel: str) -> Path:
         return self.root / rel
+
+    def check_no_symlink(self, rel: str, cache: dict[str, bool] | None = None) -> None:
+        """Raise :class:`SymlinkInPath` when ``rel`` or a directory between .praxis-os (the
+        project, for ``../`` paths) and it is a link: writing would go through it.
+        (Plain strings and ``os.path``: this runs for every planned and every written path.)"""
+        cache = {} if cache is None else cache
+        target = os.path.normpath(os.path.join(str(self.root), rel))
+        root = str(self.root if not rel.startswith("../") else self.project)
+        prefix = root.rstrip(os.sep) + os.sep
+        d = os.path.dirname(target)
+        while d != root and d.startswith(prefix):
+            if d not in cache:
+                cache[d] = os.path.islink(d)
+            if cache[d]:
+                raise SymlinkInPath(Path(d))
+            d = os.path.dirname(d)
+        if os.path.islink(target):
+            raise SymlinkInPath(Path(target))
+
+
+class SymlinkInPath(Exception):
+    """A symlink on a path the upgrade would write (:meth:`Install.check_no_symlink`)."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(str(path))
+        self.path = path
 
 
 #: Paths the upgrader itself owns; excluded from "byte-identical after rollback" checks.

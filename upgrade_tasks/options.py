@@ -1,217 +1,372 @@
-"""Run options: one typed value built from Invoke's config tree.
+"""Every option of the upgrader, declared once.
 
-Every phase task takes the same flags. Invoke does not hand a task's arguments
-to its pre-tasks, so :class:`upgrade_tasks.cli.OptionsExecutor` copies the flags
-given on the command line into ``config.upgrade`` before anything runs; every
-task then reads its options from there. Defaults come from
-:data:`CONFIG_DEFAULTS`, ``invoke.yaml`` and ``INVOKE_UPGRADE_*`` variables.
+Each field of :class:`Options` is one option: its type, default, help, allowed
+values, which tasks take it and whether it travels to remote hosts. Everything
+else is derived from these declarations (the way nox's ``_option_set`` derives
+its parser, environment variables and ``to_argv`` from one list):
+
+* the Invoke task signatures and their ``--help`` (:func:`signature_for`,
+  :func:`help_for`; ``upgrade_tasks.tasks`` builds the tasks from them),
+* the ``upgrade`` section of Invoke's config tree (:func:`config_defaults`:
+  every key present, so ``INVOKE_UPGRADE_<KEY>`` variables can set it),
+* the host engine's argparse (:func:`add_arguments`) and the argv the
+  controller sends to hosts (:func:`to_argv`).
+
+Values are parsed and validated once, where they enter (:func:`resolve`: a
+flag, ``invoke.yaml``, an ``INVOKE_UPGRADE_*`` variable or the host's argv):
+a wrong type or range is a :class:`~upgrade_tasks.errors.UsageError` (exit 2)
+naming the option, where the value came from and the allowed values.
+
+This module imports nothing from Invoke: the host engine (a zipapp run by a
+bare ``python3``) uses it too.
 """
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
+import inspect
+import math
 import os
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .errors import UsageError
 
-ON_CONFLICT = ("merge", "keep", "theirs", "abort", "ask")
-DEPS = ("auto", "skip", "force")
+# -- which tasks take an option ------------------------------------------------------------
+#: The six phase tasks; ``upgrade`` chains them and takes everything they take.
+PHASE_TASKS = ("preflight", "backup", "content", "server", "validate", "cleanup")
+RUN = (*PHASE_TASKS, "upgrade")
+#: Commands that act on one install: locally, or on each host with ``--hosts``.
+INSTALL_COMMANDS = (*RUN, "rollback", "status")
+REMOTE = ("upgrade", "rollback", "status")
+ALL = (*INSTALL_COMMANDS, "demo")
 
-#: The ``upgrade`` section of the config tree, with every key present so that
-#: ``INVOKE_UPGRADE_<KEY>`` environment variables can override it.
-CONFIG_DEFAULTS: dict[str, Any] = {
-    "source": "",
-    "project": "",
-    "dry_run": False,
-    "yes": False,
-    "on_conflict": "merge",
-    "allow_downgrade": False,
-    "find_links": "",
-    "offline": False,
-    "post_install": "auto",
-    # fleet (remote hosts over SSH)
-    "hosts": "",
-    "parallel": 1,
-    "canary": 0,
-    "max_fail": 0.0,
-    "accept_new_host_keys": False,
-    "identity": "",
-    "known_hosts": "",
-    "ssh_config": "",
-    "sudo": False,
-    "remote_dir": "",
-    "report_dir": ".praxis-fleet",
-    "deps": "auto",
-    "no_restart": False,
-    "debug": False,
-    "backup": "",
-    "keep_backups": 3,
-    "probe_timeout": 20.0,
-    "smoke_tools": "get_server_info,current_date",
-    "propagated": False,
-}
+_TRUE = frozenset({"1", "true", "yes", "on", "y"})
+_FALSE = frozenset({"0", "false", "no", "off", "n", ""})
 
-#: Task flags shared by every phase task (flag name -> help text).
-FLAG_HELP: dict[str, str] = {
-    "source": "prAxIs OS source: a clean git checkout, or a git URL (cloned to a temp dir).",
-    "project": "Project directory holding .praxis-os/ (default: the current directory).",
-    "dry_run": "Print the plan and exit; writes nothing at all.",
-    "yes": "Never prompt.",
-    "on_conflict": "File changed by you and upstream: merge (default: three-way merge; a "
-    "conflicting one keeps yours and writes NAME.praxis-merge + NAME.praxis-new), keep (yours "
-    "stays, NAME.praxis-new beside it), theirs (take upstream; yours is in the backup), abort "
-    "(stop before any change, exit 5), ask (decide per file on a terminal).",
-    "deps": "Dependencies: auto (install only if requirements changed), skip, force.",
-    "no_restart": "Do not stop or restart the running MCP server.",
-    "debug": "Show tracebacks for errors.",
-    "allow_downgrade": "Allow a source older than the installed commit.",
-    "find_links": "Install dependencies from this wheelhouse directory too (pip/uv --find-links).",
-    "offline": "Never reach a package index (with --find-links: install only from the wheelhouse).",
-    "post_install": "Post-install steps detected from requirement names (e.g. playwright "
-    "browsers): auto or skip.",
-}
 
-#: Flags of the fleet rollout (upgrade, rollback and status on remote hosts over SSH).
-FLEET_HELP: dict[str, str] = {
-    "hosts": "Run on these hosts over SSH: user@host[:port] or ~/.ssh/config aliases, "
-    "comma-separated, or @FILE (one per line).",
-    "parallel": "How many hosts at a time (default 1).",
-    "canary": "Upgrade this many hosts first; if any canary fails, the rollout stops.",
-    "max_fail": "Failure budget in percent of all hosts: the rollout stops before its next batch "
-    "once MORE than this share of all hosts has failed (default 0: any failure stops it).",
-    "accept_new_host_keys": "Trust and record host keys not yet in known_hosts (default: refuse).",
-    "identity": "SSH private key file.",
-    "known_hosts": "known_hosts file to check host keys against (default ~/.ssh/known_hosts).",
-    "ssh_config": "ssh_config file for host aliases (default ~/.ssh/config).",
-    "sudo": "Run the engine on the hosts with sudo (installs owned by another user); the password "
-    "comes from PRAXIS_SUDO_PASSWORD or a prompt, never a command line.",
-    "remote_dir": "Absolute directory on the hosts for the zipapp, snapshots and run logs "
-    "(default ~/.cache/praxis-upgrade).",
-    "report_dir": "Where the fleet report (report.json) and failed.txt are written.",
-}
+@dataclass(frozen=True)
+class Spec:
+    """How one option is parsed, shown and passed on (the metadata of an :class:`Options` field)."""
+
+    help: str
+    tasks: tuple[str, ...]  # tasks that take it as a flag (empty: config only)
+    host: tuple[str, ...] = ()  # host-engine commands it is passed to
+    choices: tuple[str, ...] = ()
+    low: float | None = None  # allowed range (inclusive)
+    high: float | None = None
+    metavar: str = ""
+
+
+def opt(default: Any, help: str, tasks: Sequence[str] = (), *, host: Sequence[str] = (),
+        choices: Sequence[str] = (), low: float | None = None, high: float | None = None,
+        metavar: str = "") -> Any:
+    """Declare an option: a dataclass field whose metadata is its :class:`Spec`."""
+    spec = Spec(help, tuple(tasks), tuple(host), tuple(choices), low, high, metavar)
+    if isinstance(default, (list, dict, set)):
+        raise TypeError("mutable defaults are not options")
+    return field(default=default, metadata={"spec": spec})
 
 
 @dataclass(frozen=True)
 class Options:
-    source: str
-    project: Path
-    dry_run: bool
-    yes: bool
-    on_conflict: str
-    deps: str
-    no_restart: bool
-    debug: bool
-    allow_downgrade: bool
-    find_links: str
-    offline: bool
-    post_install: str
-    backup: str
-    keep_backups: int
-    probe_timeout: float
-    smoke_tools: tuple[str, ...]
-    hosts: str = ""
-    parallel: int = 1
-    canary: int = 0
-    max_fail: float = 0.0
-    accept_new_host_keys: bool = False
-    identity: str = ""
-    known_hosts: str = ""
-    ssh_config: str = ""
-    sudo: bool = False
-    remote_dir: str = ""
-    report_dir: str = ".praxis-fleet"
+    """The options of one command, parsed and validated (see :func:`resolve`)."""
 
-    @classmethod
-    def from_config(cls, section: Any) -> Options:
-        def get(key: str) -> Any:
-            try:
-                value = section[key]
-            except (KeyError, TypeError):
-                value = None
-            return CONFIG_DEFAULTS[key] if value is None else value
+    # -- what to upgrade -------------------------------------------------------------------
+    source: str = opt(
+        "", "prAxIs OS source: a clean git checkout, or a git URL (cloned to a temp dir).", RUN,
+        host=("upgrade",), metavar="PATH|URL")
+    project: Path = opt(
+        Path(), "Project directory holding .praxis-os/ (default: the current directory).",
+        INSTALL_COMMANDS, host=REMOTE, metavar="DIR")
+    dry_run: bool = opt(False, "Print the plan and exit; writes nothing at all.", RUN,
+                        host=("upgrade",))
+    yes: bool = opt(False, "Never prompt.", (*RUN, "rollback"))
+    # -- how -------------------------------------------------------------------------------------
+    on_conflict: str = opt(
+        "merge", "A file changed by you and upstream: merge (three-way merge; a conflicting one "
+        "keeps yours and writes NAME.praxis-merge + NAME.praxis-new), keep (yours stays, "
+        "NAME.praxis-new beside it), theirs (take upstream; yours is in the backup), abort (stop "
+        "before any change, exit 5), ask (decide per file on a terminal).", RUN,
+        host=("upgrade",), choices=("merge", "keep", "theirs", "abort", "ask"))
+    deps: str = opt("auto", "Dependencies: auto (install only if the requirements changed), "
+                    "skip, force.", RUN, host=("upgrade",), choices=("auto", "skip", "force"))
+    allow_downgrade: bool = opt(False, "Allow a source older than the installed commit.", RUN,
+                                host=("upgrade",))
+    find_links: str = opt("", "Install dependencies from this wheelhouse directory too "
+                          "(pip/uv --find-links).", RUN, host=("upgrade",), metavar="DIR")
+    offline: bool = opt(False, "Never reach a package index (with --find-links: install only "
+                        "from the wheelhouse).", RUN, host=("upgrade",))
+    post_install: str = opt("auto", "Post-install steps detected from requirement names (e.g. "
+                            "playwright browsers): auto or skip.", RUN, host=("upgrade",),
+                            choices=("auto", "skip"))
+    no_restart: bool = opt(False, "Do not stop or restart the running MCP server.",
+                           (*RUN, "rollback"), host=("upgrade", "rollback"))
+    backup: str = opt("", "Backup id to restore (default: the latest). Newer upgrades are undone "
+                      "first.", ("rollback",), host=("rollback",), metavar="ID")
+    debug: bool = opt(False, "Show tracebacks for errors.", ALL)
+    # -- config only (invoke.yaml `upgrade:` section or INVOKE_UPGRADE_<KEY>) ------------------
+    keep_backups: int = opt(3, "How many backups to keep after a successful upgrade.",
+                            host=("upgrade",), low=1)
+    probe_timeout: float = opt(20.0, "Seconds the MCP server may take to answer the validation "
+                               "probe.", host=("upgrade", "rollback"), low=0.1, high=3600)
+    smoke_tools: tuple[str, ...] = opt(("get_server_info", "current_date"),
+                                       "Tools called without arguments when validating the server "
+                                       "(comma-separated).", host=("upgrade",))
+    # -- remote hosts over SSH (the fleet) --------------------------------------------------------
+    hosts: str = opt("", "Run on these hosts over SSH: user@host[:port] or ~/.ssh/config aliases, "
+                     "comma-separated, or @FILE (one per line).", REMOTE, metavar="HOSTS|@FILE")
+    parallel: int = opt(1, "How many hosts at a time.", REMOTE, low=1, metavar="N")
+    canary: int = opt(0, "Upgrade this many hosts first; if any canary fails, the rollout stops.",
+                      ("upgrade",), low=0, metavar="K")
+    max_fail: float = opt(0.0, "Failure budget in percent of all hosts: the rollout stops before "
+                          "its next batch once MORE than this share of all hosts has failed "
+                          "(0: any failure stops it).", ("upgrade",), low=0, high=100,
+                          metavar="PCT")
+    accept_new_host_keys: bool = opt(False, "Trust and record host keys not yet in known_hosts "
+                                     "(default: refuse).", REMOTE)
+    identity: str = opt("", "SSH private key file.", REMOTE, metavar="FILE")
+    known_hosts: str = opt("", "known_hosts file to check host keys against (default "
+                           "~/.ssh/known_hosts).", REMOTE, metavar="FILE")
+    ssh_config: str = opt("", "ssh_config file for host aliases (default ~/.ssh/config).", REMOTE,
+                          metavar="FILE")
+    sudo: bool = opt(False, "Run the engine on the hosts with sudo (installs owned by another "
+                     "user); the password comes from PRAXIS_SUDO_PASSWORD or a prompt, never a "
+                     "command line.", REMOTE)
+    remote_dir: str = opt("", "Absolute directory on the hosts for the zipapp, snapshots and run "
+                          "logs (default ~/.cache/praxis-upgrade).", REMOTE, metavar="DIR")
+    report_dir: str = opt(".praxis-fleet", "Where the fleet report (report.json) and failed.txt "
+                          "are written.", REMOTE, metavar="DIR")
+    # -- the demo ---------------------------------------------------------------------------------
+    keep: bool = opt(False, "Keep the demo directory and print its path.", ("demo",))
 
-        on_conflict = str(get("on_conflict"))
-        if on_conflict not in ON_CONFLICT:
-            raise UsageError(
-                f"--on-conflict {on_conflict!r} is not a valid choice",
-                f"valid choices are {', '.join(ON_CONFLICT)}",
-                "pass one of them, e.g. --on-conflict merge",
-            )
-        deps = str(get("deps"))
-        if deps not in DEPS:
-            raise UsageError(
-                f"--deps {deps!r} is not a valid choice",
-                f"valid choices are {', '.join(DEPS)}",
-                "pass one of them, e.g. --deps auto",
-            )
-        post_install = str(get("post_install"))
-        if post_install not in ("auto", "skip"):
-            raise UsageError(
-                f"--post-install {post_install!r} is not a valid choice",
-                "valid choices are auto, skip",
-                "pass --post-install auto or --post-install skip",
-            )
-        project_raw = str(get("project") or "") or os.getcwd()
-        smoke = get("smoke_tools")
-        smoke_t = (
-            tuple(s.strip() for s in smoke.split(",") if s.strip())
-            if isinstance(smoke, str)
-            else tuple(str(s) for s in smoke)
-        )
+    def replace(self, **changes: Any) -> Options:
+        return dataclasses.replace(self, **changes)
+
+    def session_record(self) -> dict[str, Any]:
+        """What a checkpoint records of the options that shaped its session (the host engine's
+        options, so a resume can tell a different source from the same one)."""
+        return {f.name: _jsonable(getattr(self, f.name)) for f in _fields()
+                if "upgrade" in _spec(f).host}
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, tuple):
+        return list(value)
+    return value
+
+
+def _fields() -> tuple[dataclasses.Field[Any], ...]:
+    return dataclasses.fields(Options)
+
+
+def _spec(f: dataclasses.Field[Any]) -> Spec:
+    spec: Spec = f.metadata["spec"]
+    return spec
+
+
+def flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def options_for(task: str) -> list[dataclasses.Field[Any]]:
+    """The options a task takes as flags, in declaration order."""
+    return [f for f in _fields() if task in _spec(f).tasks]
+
+
+# -- derived: Invoke ---------------------------------------------------------------------------
+#: Remote-host flags that ``fab -H`` tasks take too (Fabric itself takes the hosts and the key).
+FAB_SSH = ("accept_new_host_keys", "known_hosts", "sudo", "remote_dir", "debug")
+
+
+def fab_options(command: str) -> list[dataclasses.Field[Any]]:
+    """The flags of the fabfile's ``command`` task: what travels to the host, plus SSH."""
+    return [f for f in _fields() if command in _spec(f).host or f.name in FAB_SSH]
+
+
+def signature_for(task: str | list[dataclasses.Field[Any]]) -> inspect.Signature:
+    """The task function's signature: ``c`` then one keyword per flag. Flags default to
+    ``False``; value options to ``None`` (Invoke then passes the raw string, which
+    :func:`resolve` parses and validates, and ``None`` tells "not given" from any value)."""
+    params = [inspect.Parameter("c", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+    for f in options_for(task) if isinstance(task, str) else task:
+        default = False if f.default is False else None
+        params.append(inspect.Parameter(f.name, inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                                        default=default))
+    return inspect.Signature(params)
+
+
+def describe(f: dataclasses.Field[Any]) -> str:
+    """The help text: allowed values, default, then the option's own help."""
+    spec = _spec(f)
+    head = ""
+    if spec.choices:
+        head = "|".join(spec.choices) + f" (default {f.default}). "
+    elif f.default not in (False, "", (), Path()):
+        shown = ",".join(f.default) if isinstance(f.default, tuple) else f.default
+        head = f"(default {shown}) "
+    return head + spec.help
+
+
+def help_for(task: str | list[dataclasses.Field[Any]]) -> dict[str, str]:
+    return {f.name: describe(f) for f in (options_for(task) if isinstance(task, str) else task)}
+
+
+def metavar(f: dataclasses.Field[Any]) -> str:
+    spec = _spec(f)
+    if spec.choices:
+        return "|".join(spec.choices)
+    if spec.metavar:
+        return spec.metavar
+    return {int: "INT", float: "NUMBER"}.get(type(f.default), "STRING")
+
+
+def config_defaults() -> dict[str, None]:
+    """The ``upgrade`` config section: every option, ``None`` meaning "not set". (``None``
+    rather than the default: Invoke casts an ``INVOKE_UPGRADE_*`` variable to the type of the
+    value it overrides, and a bad number would then be a traceback inside Invoke; with ``None``
+    the raw string reaches :func:`resolve`, which says what is wrong.)"""
+    return {f.name: None for f in _fields()}
+
+
+def config_keys() -> frozenset[str]:
+    return frozenset(f.name for f in _fields())
+
+
+# -- parsing and validation ---------------------------------------------------------------------
+def _origin(name: str, where: str) -> str:
+    if where == "flag":
+        return flag(name)
+    if where == "env":
+        return f"INVOKE_UPGRADE_{name.upper()}"
+    return f"upgrade.{name} (invoke.yaml)"
+
+
+def _parse(f: dataclasses.Field[Any], raw: Any, where: str) -> Any:
+    spec, name, default = _spec(f), f.name, f.default
+    label = _origin(name, where)
+
+    def bad(what: str, allowed: str, example: str) -> UsageError:
+        return UsageError(f"{label} {raw!r} {what}", f"allowed: {allowed}",
+                          f"pass e.g. {flag(name)} {example}" if where == "flag" else
+                          f"set it to e.g. {example}, or remove it")
+
+    if isinstance(default, bool):
+        if isinstance(raw, bool):
+            return raw
+        text = str(raw).strip().lower()
+        if text in _TRUE:
+            return True
+        if text in _FALSE:
+            return False
+        raise bad("is not a yes/no value", "1, 0, true, false, yes, no", "1")
+    if isinstance(default, tuple):
+        items = raw.split(",") if isinstance(raw, str) else list(raw)
+        return tuple(s.strip() for s in (str(x) for x in items) if s.strip())
+    if isinstance(default, Path):
+        text = str(raw) or os.getcwd()
+        return Path(text).expanduser().absolute()
+    if isinstance(default, (int, float)):
+        kind = type(default)
         try:
-            keep = int(get("keep_backups"))
-            timeout = float(get("probe_timeout"))
-        except (TypeError, ValueError) as exc:
-            raise UsageError("bad number in the upgrade config", str(exc), "fix invoke.yaml") from exc
-        if keep < 1:
-            raise UsageError(
-                "upgrade.keep_backups must be at least 1",
-                f"got {keep}",
-                "set keep_backups: 3 (the default) in invoke.yaml",
-            )
-        return cls(
-            source=str(get("source") or ""),
-            project=Path(project_raw).expanduser().absolute(),
-            dry_run=bool(get("dry_run")),
-            yes=bool(get("yes")),
-            on_conflict=on_conflict,
-            deps=deps,
-            no_restart=bool(get("no_restart")),
-            debug=bool(get("debug")),
-            allow_downgrade=bool(get("allow_downgrade")),
-            find_links=str(Path(str(get("find_links"))).expanduser().absolute())
-            if get("find_links") else "",
-            offline=bool(get("offline")),
-            post_install=post_install,
-            hosts=str(get("hosts") or ""),
-            parallel=max(1, int(get("parallel"))),
-            canary=max(0, int(get("canary"))),
-            max_fail=float(get("max_fail")),
-            accept_new_host_keys=bool(get("accept_new_host_keys")),
-            identity=str(get("identity") or ""),
-            known_hosts=str(get("known_hosts") or ""),
-            ssh_config=str(get("ssh_config") or ""),
-            sudo=bool(get("sudo")),
-            remote_dir=str(get("remote_dir") or ""),
-            report_dir=str(get("report_dir") or ".praxis-fleet"),
-            backup=str(get("backup") or ""),
-            keep_backups=keep,
-            probe_timeout=timeout,
-            smoke_tools=smoke_t,
-        )
+            if isinstance(raw, bool):
+                raise ValueError(raw)
+            value = kind(str(raw).strip()) if isinstance(raw, str) else kind(raw)
+        except (TypeError, ValueError):
+            value = None
+        if value is None or (isinstance(value, float) and not math.isfinite(value)):
+            word = "a whole number" if kind is int else "a number"
+            raise bad(f"is not {word}", _range_text(spec), str(default))
+        if (spec.low is not None and value < spec.low) or (spec.high is not None
+                                                           and value > spec.high):
+            raise bad("is out of range", _range_text(spec), str(default))
+        return value
+    text = str(raw).strip()
+    if spec.choices and text not in spec.choices:
+        raise bad("is not a valid choice", ", ".join(spec.choices), spec.choices[0])
+    return text
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "source": self.source,
-            "project": str(self.project),
-            "dry_run": self.dry_run,
-            "on_conflict": self.on_conflict,
-            "deps": self.deps,
-            "no_restart": self.no_restart,
-            "allow_downgrade": self.allow_downgrade,
-            "find_links": self.find_links,
-            "offline": self.offline,
-            "post_install": self.post_install,
-        }
+
+def _range_text(spec: Spec) -> str:
+    if spec.low is not None and spec.high is not None:
+        return f"{spec.low:g} to {spec.high:g}"
+    if spec.low is not None:
+        return f"{spec.low:g} or more"
+    return "any number"
+
+
+def _given(value: Any) -> bool:
+    return value is not None and value is not False
+
+
+def resolve(given: Mapping[str, Any], config: Mapping[str, Any] | None = None,
+            env: Mapping[str, str] | None = None) -> Options:
+    """Build the options of one command: a value given on the command line wins, then the
+    config tree (``INVOKE_UPGRADE_*`` variables, then ``invoke.yaml``), then the declared
+    default. Every value is parsed and checked here, once."""
+    env = os.environ if env is None else env
+    config = config or {}
+    values: dict[str, Any] = {}
+    for f in _fields():
+        if _given(given.get(f.name)):
+            values[f.name] = _parse(f, given[f.name], "flag")
+            continue
+        raw = _config_value(config, f.name)
+        if raw is not None:
+            where = "env" if f"INVOKE_UPGRADE_{f.name.upper()}" in env else "config"
+            values[f.name] = _parse(f, raw, where)
+        elif isinstance(f.default, Path):
+            values[f.name] = _parse(f, "", "config")
+    unknown = sorted(set(given) - config_keys())
+    if unknown:
+        raise UsageError(f"unknown option {flag(unknown[0])}", "it is not declared in options.py",
+                         "this is a bug in the task definitions; report it")
+    return Options(**values)
+
+
+def _config_value(config: Mapping[str, Any], key: str) -> Any:
+    try:
+        return config[key]
+    except (KeyError, TypeError):
+        return None
+
+
+# -- derived: the host engine ------------------------------------------------------------------
+def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
+    """The host engine's flags for ``command`` (every option passed to hosts for it)."""
+    for f in _fields():
+        if command not in _spec(f).host:
+            continue
+        if f.default is False:
+            parser.add_argument(flag(f.name), dest=f.name, action="store_true")
+        else:
+            parser.add_argument(flag(f.name), dest=f.name, default=None, metavar=metavar(f))
+    parser.add_argument("--debug", action="store_true")
+
+
+def from_namespace(ns: argparse.Namespace) -> Options:
+    return resolve({k: v for k, v in vars(ns).items() if k in config_keys()}, {}, {})
+
+
+def to_argv(opts: Options, command: str, **override: Any) -> list[str]:
+    """The host engine's argv for ``command``: every option passed to hosts whose value is not
+    the default (``override`` replaces values first, e.g. the uploaded snapshot as source)."""
+    argv = [command]
+    for f in _fields():
+        if command not in _spec(f).host:
+            continue
+        value = override.get(f.name, getattr(opts, f.name))
+        if value == f.default:
+            continue
+        if f.default is False:
+            if value:
+                argv.append(flag(f.name))
+            continue
+        argv += [flag(f.name), ",".join(value) if isinstance(value, tuple) else str(value)]
+    return argv
+

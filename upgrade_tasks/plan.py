@@ -33,24 +33,17 @@ import difflib
 import hashlib
 import json
 import os
-import re
 import shutil
-import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import gitignore, ideconfig
+from .enums import StrEnum
 from .fsutil import file_sha_or_none
-from .gitutil import git_ok
-from .history import (
-    BlobReader,
-    History,
-    blob_reader,
-    git_blob_id,
-    local_system_files,
-    recognise,
-    unmap_target,
-)
+from .history import History
+from .installed import Base
 from .layout import (
     CONFIG_NEW,
     GITIGNORE,
@@ -58,49 +51,86 @@ from .layout import (
     Install,
     area_of_target,
     is_protected,
+    unmap_target,
 )
-from .manifest import InstalledManifest
 from .merge import is_binary, merge3
-from .source import Source
+from .source import BlobReader, Source
+from .venv import normalise_requirements
 
 NEW_SUFFIX = ".praxis-new"
 MERGE_SUFFIX = ".praxis-merge"
 REBUILD_FLAG = "standards/.rebuild_index"
 
-# content actions that write or delete something
-WRITES = ("add", "update", "remove", "conflict", "flag")
 
-#: Patterns the install needs in the project's .gitignore (no trailing comments: git has none).
-GITIGNORE_PATTERNS = (
-    f"{PRAXIS_DIR}/.cache/",
-    f"{PRAXIS_DIR}/venv/",
-    f"{PRAXIS_DIR}/.backups/",
-    f"{PRAXIS_DIR}/.upgrade-lock",
-    f"{PRAXIS_DIR}/.upgrade-lock.owner.json",
-    f"{PRAXIS_DIR}/.upgrade-reports/",
-    f"{PRAXIS_DIR}/.mcp_server_state.json",
-    f"{PRAXIS_DIR}/.mcp_server.staged/",
-    f"{PRAXIS_DIR}/.mcp_server.old/",
-    f"{PRAXIS_DIR}/.venvs/",
-    f"{PRAXIS_DIR}/**/__pycache__/",
-)
-GITIGNORE_BEGIN = "# >>> prAxIs OS upgrader: patterns the install needs (managed block)"
-GITIGNORE_END = "# <<< prAxIs OS upgrader"
+class Action(StrEnum):
+    """What the content phase does with one path (see the table above)."""
+
+    ADD = "add"
+    UPDATE = "update"
+    REMOVE = "remove"
+    CONFLICT = "conflict"
+    FLAG = "flag"  # touch a flag file (the server's index rebuild)
+    UNCHANGED = "unchanged"
+    USER_CHANGED = "user-changed"
+    USER_DELETED = "user-deleted"
+    ORPHAN = "orphan"
+
+
+#: Actions that write or delete something.
+WRITES = (Action.ADD, Action.UPDATE, Action.REMOVE, Action.CONFLICT, Action.FLAG)
+
+
+class Resolution(StrEnum):
+    """How a conflict is resolved (``--on-conflict``, or the user's answer to ``ask``)."""
+
+    KEEP = "keep"  # yours stays; NAME.praxis-new beside it
+    THEIRS = "theirs"  # upstream's replaces it; yours is in the backup
+    MERGED = "merged"  # a clean three-way merge, applied
+    MERGE_CONFLICT = "merge-conflict"  # yours stays; NAME.praxis-merge (markers) + .praxis-new
+    MINE = "mine"  # yours stays, nothing written (your decision)
+
+
+def classify(local: str | None, base: str | None, new: str | None) -> Action | None:
+    """The action for one system path from three checksums (``None``: absent / unknown).
+
+    Pure: the whole classification table in one place. ``None`` means "nothing to plan"
+    (not in the new source and not on disk).
+    """
+    if new is not None:
+        if local is None:
+            return Action.USER_DELETED if base is not None else Action.ADD
+        if local == new:
+            return Action.UNCHANGED
+        if base is not None and local == base:
+            return Action.UPDATE
+        if base is not None and new == base:
+            return Action.USER_CHANGED
+        return Action.CONFLICT
+    if local is None:
+        return None
+    return Action.REMOVE if local == base else Action.ORPHAN
 
 
 @dataclass
 class FileAction:
     target: str
-    action: str
+    action: Action
     area: str
     old_sha: str | None = None  # on disk now
     new_sha: str | None = None  # in the source
     base_sha: str | None = None  # what we installed (manifest or history)
-    resolution: str | None = None  # conflicts: keep | theirs | merged | merge-conflict | mine
+    resolution: Resolution | None = None  # conflicts only
     mode: int = 0o644
     base_blob: str | None = None  # git blob id of the base, for merging
     merged_sha: str | None = None  # sha256 of the merge result (clean, or with markers)
     note: str = ""
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> FileAction:
+        a = cls(**raw)
+        a.action = Action(a.action)
+        a.resolution = Resolution(a.resolution) if a.resolution else None
+        return a
 
     @property
     def writes_to(self) -> list[str]:
@@ -109,31 +139,31 @@ class FileAction:
         An add/update may meet a file changed under our feet and then writes
         ``NAME.praxis-new`` instead, so that path is included too.
         """
-        if self.action in ("add", "update"):
-            return [self.target] + ([self.target + NEW_SUFFIX] if self.area not in (
-                "gitignore", "flag") else [])
-        if self.action in ("remove", "flag"):
+        if self.action in (Action.ADD, Action.UPDATE):
+            beside = self.area not in ("gitignore", "flag")
+            return [self.target] + ([self.target + NEW_SUFFIX] if beside else [])
+        if self.action in (Action.REMOVE, Action.FLAG):
             return [self.target]
-        if self.action == "conflict":
+        if self.action == Action.CONFLICT:
             return list(self.expected_after()) + [self.target + NEW_SUFFIX]
         return []
 
     def expected_after(self) -> dict[str, str | None]:
         """Path -> sha256 (``None`` = absent) once the action has run."""
-        if self.action in ("add", "update", "flag"):
+        if self.action in (Action.ADD, Action.UPDATE, Action.FLAG):
             return {self.target: self.new_sha}
-        if self.action == "remove":
+        if self.action == Action.REMOVE:
             return {self.target: None}
-        if self.action == "conflict":
+        if self.action == Action.CONFLICT:
             r = self.resolution
-            if r == "theirs":
+            if r == Resolution.THEIRS:
                 return {self.target: self.new_sha}
-            if r == "merged":
+            if r == Resolution.MERGED:
                 return {self.target: self.merged_sha}
-            if r == "merge-conflict":
+            if r == Resolution.MERGE_CONFLICT:
                 return {self.target + NEW_SUFFIX: self.new_sha,
                         self.target + MERGE_SUFFIX: self.merged_sha}
-            if r == "mine":
+            if r == Resolution.MINE:
                 return {}
             return {self.target + NEW_SUFFIX: self.new_sha}
         return {}
@@ -153,18 +183,10 @@ class ServerPlan:
     running_transport: str | None = None
     stop_reason: str = ""
 
-
-@dataclass
-class Base:
-    """What is installed: per target path, the sha256 and (when known) git blob id."""
-
-    origin: str  # "manifest", "history" or "none"
-    commit: str | None
-    files: dict[str, tuple[str, str | None]] = field(default_factory=dict)
-    share: float | None = None
-    pristine: int = 0
-    edited: int = 0
-    note: str = ""
+    @property
+    def must_stop(self) -> bool:
+        """The running server must stop: its code or its environment changes."""
+        return self.changed or self.deps_action == "install"
 
 
 @dataclass
@@ -182,12 +204,12 @@ class Plan:
     decisions: list[dict[str, str]] = field(default_factory=list)  # --on-conflict ask
 
     # -- views ---------------------------------------------------------------
-    def by_action(self, name: str) -> list[FileAction]:
+    def by_action(self, name: Action) -> list[FileAction]:
         return [a for a in self.actions if a.action == name]
 
     @property
     def conflicts(self) -> list[FileAction]:
-        return self.by_action("conflict")
+        return self.by_action(Action.CONFLICT)
 
     def touched_paths(self) -> list[str]:
         """Every path (relative to .praxis-os) the content phase may write or remove."""
@@ -199,15 +221,22 @@ class Plan:
     def counts(self) -> dict[str, int]:
         c: dict[str, int] = {}
         for a in self.actions:
-            c[a.action] = c.get(a.action, 0) + 1
+            c[str(a.action)] = c.get(str(a.action), 0) + 1
         return c
 
     def area_counts(self) -> dict[str, dict[str, int]]:
         out: dict[str, dict[str, int]] = {}
         for a in self.actions:
-            out.setdefault(a.area, {}).setdefault(a.action, 0)
-            out[a.area][a.action] += 1
+            out.setdefault(a.area, {}).setdefault(str(a.action), 0)
+            out[a.area][str(a.action)] += 1
         return out
+
+    @property
+    def is_noop(self) -> bool:
+        """Already at the target commit with nothing to write: no session, no backup."""
+        return (self.installed_commit == self.source_commit
+                and not any(a.action in WRITES for a in self.actions)
+                and not self.server.changed and self.server.deps_action == "none")
 
     def to_json(self) -> dict[str, Any]:
         # a json round trip is the C-speed deep copy (dataclasses.asdict took 28 ms here)
@@ -217,78 +246,14 @@ class Plan:
         return out
 
     @classmethod
-    def from_json(cls, raw: dict[str, Any]) -> Plan:
+    def from_json(cls, raw: Mapping[str, Any]) -> Plan:
         raw = dict(raw)
-        raw["actions"] = [FileAction(**a) for a in raw["actions"]]
+        raw["actions"] = [FileAction.from_json(a) for a in raw["actions"]]
         raw["server"] = ServerPlan(**raw["server"])
         return cls(**raw)
 
 
-# -- the base ------------------------------------------------------------------------
-def base_from_manifest(m: InstalledManifest) -> Base:
-    files = {t: (sha, m.blobs.get(t)) for t, sha in m.files.items()}
-    return Base("manifest", m.source_commit, files, note=f"installed manifest: commit "
-                f"{m.source_commit[:10]}, {len(files)} files")
-
-
-def base_from_history(install: Install, hist: History, reader: BlobReader) -> Base:
-    """Recognise pristine files from the source's history (installs without a manifest)."""
-    local = local_system_files(install)
-    blobs: dict[str, str] = {}
-    shas: dict[str, str] = {}
-    for t, p in local.items():
-        data = p.read_bytes()
-        blobs[t] = git_blob_id(data)
-        shas[t] = hashlib.sha256(data).hexdigest()
-    rec = recognise(install, hist, blobs)
-    files: dict[str, tuple[str, str | None]] = {}
-    for t, blob in rec.tree_at_installed.items():
-        if t not in local:  # installed at that commit, absent now
-            gone = reader.read(blob)
-            if gone is not None:
-                files[t] = (hashlib.sha256(gone).hexdigest(), blob)
-    for t, blob in rec.pristine.items():
-        files[t] = (shas[t], blob)
-    for t in rec.edited:
-        base_blob = rec.base_at_installed.get(t)
-        base_data = reader.read(base_blob) if base_blob else None
-        if base_blob and base_data is not None:
-            files[t] = (hashlib.sha256(base_data).hexdigest(), base_blob)
-    base = Base("history", rec.installed_commit, files, share=rec.share,
-                pristine=len(rec.pristine), edited=len(rec.edited))
-    if rec.installed_commit:
-        base.note = (f"no installed manifest: recognised {len(rec.pristine)} pristine and "
-                     f"{len(rec.edited)} edited system files from the source's history; installed "
-                     f"commit looks like {rec.installed_commit[:10]} (explains {rec.share:.0%} of "
-                     "the pristine files)")
-    else:
-        base.note = "no installed manifest and no match in the source's history"
-    return base
-
-
-def load_base(install: Install, manifest: InstalledManifest | None, hist: History,
-              reader: BlobReader) -> Base:
-    if manifest is not None:
-        return base_from_manifest(manifest)
-    if not hist.changes:
-        return Base("none", None, note="no installed manifest and no source history")
-    return base_from_history(install, hist, reader)
-
-
 # -- helpers -------------------------------------------------------------------------------
-def normalise_requirements(text: str) -> list[str]:
-    """Requirements as a sorted list: comments, blank lines, order and spacing do not count."""
-    out = []
-    for line in text.splitlines():
-        line = line.split(" #", 1)[0].split("\t#", 1)[0].strip()
-        if not line or line.startswith("#"):
-            continue
-        line = re.sub(r"\s+", "", line)
-        name = re.split(r"[<>=!~;\[@ ]", line, maxsplit=1)[0]
-        out.append(name.lower().replace("_", "-") + line[len(name) :])
-    return sorted(out)
-
-
 def _read_text(path: Path) -> str:
     try:
         return path.read_text(encoding="utf-8", errors="replace")
@@ -296,92 +261,7 @@ def _read_text(path: Path) -> str:
         return ""
 
 
-class SymlinkInPath(Exception):
-    def __init__(self, path: Path) -> None:
-        super().__init__(str(path))
-        self.path = path
-
-
-def check_no_symlink(install: Install, rel: str, cache: dict[str, bool] | None = None) -> None:
-    """Raise :class:`SymlinkInPath` when a directory between .praxis-os and ``rel`` is a link.
-    (Plain strings and ``os.path``: this runs for every planned and every written path.)"""
-    cache = {} if cache is None else cache
-    target = os.path.normpath(os.path.join(str(install.root), rel))
-    root = str(install.root if not rel.startswith("../") else install.project)
-    prefix = root.rstrip(os.sep) + os.sep
-    d = os.path.dirname(target)
-    while d != root and d.startswith(prefix):
-        if d not in cache:
-            cache[d] = os.path.islink(d)
-        if cache[d]:
-            raise SymlinkInPath(Path(d))
-        d = os.path.dirname(d)
-    if os.path.islink(target):
-        raise SymlinkInPath(Path(target))
-
-
-def gitignore_block(current: str) -> str:
-    """The project's .gitignore with our managed block: only patterns not already present
-    (line by line, exact), no trailing comments; idempotent."""
-    lines = current.splitlines()
-    outside: list[str] = []
-    block_at: int | None = None
-    inside = False
-    for ln in lines:
-        if ln.strip() == GITIGNORE_BEGIN:
-            inside, block_at = True, len(outside)
-            continue
-        if inside:
-            if ln.strip() == GITIGNORE_END:
-                inside = False
-            continue
-        outside.append(ln)
-    present = {ln.strip() for ln in outside}
-    needed = [p for p in GITIGNORE_PATTERNS
-              if p not in present and p.rstrip("/") not in present and "/" + p not in present]
-    block = [GITIGNORE_BEGIN, *needed, GITIGNORE_END] if needed else []
-    if block_at is None:
-        if block and outside and outside[-1].strip():
-            block = ["", *block]
-        new_lines = outside + block
-    else:
-        new_lines = outside[:block_at] + block + outside[block_at:]
-    text = "\n".join(new_lines)
-    return text + "\n" if text else ""
-
-
-def ide_config_problems(project: Path, tools: set[str]) -> list[str]:
-    """References in IDE launch configs that the new server no longer accepts (report only)."""
-    out = []
-    for rel in (".cursor/mcp.json", ".mcp.json"):
-        p = project / rel
-        try:
-            cfg = json.loads(p.read_text())
-        except FileNotFoundError:
-            continue
-        except (OSError, ValueError) as exc:
-            out.append(f"{rel}: unreadable JSON ({exc}); not checked")
-            continue
-        servers = cfg.get("mcpServers", {}) if isinstance(cfg, dict) else {}
-        for name, srv in servers.items() if isinstance(servers, dict) else []:
-            if not isinstance(srv, dict):
-                continue
-            args = [str(a) for a in srv.get("args", [])]
-            runs_ours = any("mcp_server" in a for a in args)
-            if runs_ours and not any(a == "--transport" or a.startswith("--transport=")
-                                     for a in args):
-                out.append(f"{rel}: server {name!r} starts mcp_server without --transport, which "
-                           "the server requires: add \"--transport\", \"dual\" (or stdio) to args")
-            approve = srv.get("autoApprove", [])
-            if (runs_ours or srv.get("url")) and isinstance(approve, list) and tools:
-                gone = sorted(str(t) for t in approve if str(t) not in tools)
-                if gone:
-                    out.append(f"{rel}: server {name!r} autoApproves tools the new server does not "
-                               f"have: {', '.join(gone)}; remove them")
-    return out
-
-
-def _merge_action(a: FileAction, install: Install, source: Source, reader: BlobReader | None,
+def decide_merge(a: FileAction, install: Install, source: Source, reader: BlobReader | None,
                   hist: History | None) -> None:
     """Try a three-way merge for a conflict; sets ``a.resolution`` (and ``merged_sha``)."""
     local = install.path(a.target).read_bytes()
@@ -397,31 +277,17 @@ def _merge_action(a: FileAction, install: Install, source: Source, reader: BlobR
                 base_data, a.base_blob = d, blob
                 break
     if base_data is None:
-        a.resolution, a.note = "keep", "no base version to merge with"
+        a.resolution, a.note = Resolution.KEEP, "no base version to merge with"
         return
     if is_binary(local, base_data, new):
-        a.resolution, a.note = "keep", "binary file: never merged"
+        a.resolution, a.note = Resolution.KEEP, "binary file: never merged"
         return
     if shutil.which("git") is None:
-        a.resolution, a.note = "keep", "git is not installed on this host: not merged"
+        a.resolution, a.note = Resolution.KEEP, "git is not installed on this host: not merged"
         return
     merged, clean = merge3(local, base_data, new)
     a.merged_sha = hashlib.sha256(merged).hexdigest()
-    a.resolution = "merged" if clean else "merge-conflict"
-
-
-def merged_content(a: FileAction, install: Install, source: Source, repo: Path) -> bytes:
-    """Recompute the merge the plan decided on (same inputs, same bytes)."""
-    reader = blob_reader(source)
-    try:
-        base = reader.read(a.base_blob or "")
-    finally:
-        reader.close()
-    if base is None:
-        raise ValueError(f"base blob {a.base_blob} of {a.target} is gone from the source")
-    merged, _clean = merge3(install.path(a.target).read_bytes(), base,
-                            source.files[a.target].read())
-    return merged
+    a.resolution = Resolution.MERGED if clean else Resolution.MERGE_CONFLICT
 
 
 # -- the planner -------------------------------------------------------------------------------
@@ -449,45 +315,33 @@ def plan_upgrade(
             continue
         sf = new.get(target)
         local = file_sha_or_none(install.path(target))
-        b = bfiles.get(target)
-        b_sha, b_blob = (b if b else (None, None))
-        area = area_of_target(target)
-        if sf is not None:
-            a = FileAction(target, "", area, local, sf.sha256, b_sha, mode=sf.mode, base_blob=b_blob)
-            if local is None:
-                a.action = "user-deleted" if b_sha is not None else "add"
-            elif local == sf.sha256:
-                a.action = "unchanged"
-            elif b_sha is not None and local == b_sha:
-                a.action = "update"
-            elif b_sha is not None and sf.sha256 == b_sha:
-                a.action = "user-changed"
+        b_sha, b_blob = bfiles.get(target) or (None, None)
+        action = classify(local, b_sha, sf.sha256 if sf else None)
+        if action is None:
+            continue
+        a = FileAction(target, action, area_of_target(target), local,
+                       sf.sha256 if sf else None, b_sha, mode=sf.mode if sf else 0o644,
+                       base_blob=b_blob)
+        if action == Action.CONFLICT:
+            if on_conflict == "theirs":
+                a.resolution = Resolution.THEIRS
+            elif on_conflict == "merge" and local is not None and not local.startswith(
+                    ("symlink:", "special:")):
+                decide_merge(a, install, source, reader, hist)
             else:
-                a.action = "conflict"
-                if on_conflict == "theirs":
-                    a.resolution = "theirs"
-                elif on_conflict == "merge" and local is not None and not local.startswith(
-                        ("symlink:", "special:")):
-                    _merge_action(a, install, source, reader, hist)
-                else:
-                    a.resolution = "keep"
-        else:
-            a = FileAction(target, "", area, local, None, b_sha, base_blob=b_blob)
-            if local is None:
-                continue
-            a.action = "remove" if local == b_sha else "orphan"
+                a.resolution = Resolution.KEEP
         actions.append(a)
 
     # -- a directory that becomes a file upstream: when every file in the directory is one we
     #    remove (pristine, deleted upstream), the new file replaces it (content removes first)
-    removed = {a.target for a in actions if a.action == "remove"}
+    removed = {a.target for a in actions if a.action == Action.REMOVE}
     for a in actions:
-        if a.action == "conflict" and (a.old_sha or "").startswith("special:") and a.new_sha:
+        if a.action == Action.CONFLICT and (a.old_sha or "").startswith("special:") and a.new_sha:
             d = install.path(a.target)
             inside = {(Path(r) / n).relative_to(install.root).as_posix()
                       for r, _dirs, names in os.walk(d) for n in names}
             if inside and inside <= removed:
-                a.action, a.resolution, a.old_sha = "add", None, None
+                a.action, a.resolution, a.old_sha = Action.ADD, None, None
                 a.note = "replaces a directory whose files were all removed upstream"
 
     # -- config.json: never written; changed upstream defaults are offered beside it
@@ -500,7 +354,7 @@ def plan_upgrade(
             notes.append("config.json: none in the install; the server uses its built-in defaults "
                          "(upstream's are in the source's universal/config.json)")
         elif user_cfg != cfg_sf.sha256 and offered != cfg_sf.sha256 and side != cfg_sf.sha256:
-            actions.append(FileAction(CONFIG_NEW, "add" if side is None else "update", "config",
+            actions.append(FileAction(CONFIG_NEW, Action.ADD if side is None else Action.UPDATE, "config",
                                       side, cfg_sf.sha256, offered, mode=0o644,
                                       note="upstream changed its default config.json"))
 
@@ -510,17 +364,17 @@ def plan_upgrade(
         gi_now = gi_path.read_bytes()
     except FileNotFoundError:
         gi_now = None
-    gi_new = gitignore_block(gi_now.decode("utf-8", "replace") if gi_now is not None else "")
+    gi_new = gitignore.with_block(gi_now.decode("utf-8", "replace") if gi_now is not None else "")
     if gi_now is None or gi_new.encode() != gi_now:
         new_sha = hashlib.sha256(gi_new.encode()).hexdigest()
-        actions.append(FileAction(GITIGNORE, "add" if gi_now is None else "update", "gitignore",
+        actions.append(FileAction(GITIGNORE, Action.ADD if gi_now is None else Action.UPDATE, "gitignore",
                                   hashlib.sha256(gi_now).hexdigest() if gi_now is not None else None,
                                   new_sha, mode=0o644))
 
     # -- removed standards reach the RAG index only through a rebuild (lesson: stale chunks)
-    if any(a.action == "remove" and a.target.startswith("standards/") for a in actions) and \
+    if any(a.action == Action.REMOVE and a.target.startswith("standards/") for a in actions) and \
             not install.path(REBUILD_FLAG).exists():
-        actions.append(FileAction(REBUILD_FLAG, "flag", "standards", None,
+        actions.append(FileAction(REBUILD_FLAG, Action.FLAG, "standards", None,
                                   hashlib.sha256(b"").hexdigest(), mode=0o644,
                                   note="standards were removed: the server rebuilds its index"))
 
@@ -528,7 +382,7 @@ def plan_upgrade(
     for a in actions:
         if a.action in WRITES:
             for rel in a.writes_to:
-                check_no_symlink(install, rel, symlink_cache)
+                install.check_no_symlink(rel, symlink_cache)
 
     # -- server: replaced exactly ---------------------------------------------
     srv_new = source.server_files
@@ -582,7 +436,7 @@ def plan_upgrade(
         actions=actions,
         server=sp,
         notes=notes,
-        attention=ide_config_problems(install.project, new_tools or set()),
+        attention=ideconfig.problems(install.project, new_tools or set()),
         base_origin=base.origin,
         base_share=base.share,
         policy=on_conflict,
@@ -604,21 +458,21 @@ def attention_items(plan: Plan) -> list[str]:
     d = PRAXIS_DIR
     out = []
     for a in plan.actions:
-        if a.action == "conflict":
-            if a.resolution == "keep":
+        if a.action == Action.CONFLICT:
+            if a.resolution == Resolution.KEEP:
                 why = f" ({a.note})" if a.note else ""
                 out.append(f"{a.target}: changed by you and upstream; yours kept{why}. Compare: "
                            f"diff -u {d}/{a.target} {d}/{a.target}{NEW_SUFFIX}")
-            elif a.resolution == "merge-conflict":
+            elif a.resolution == Resolution.MERGE_CONFLICT:
                 out.append(f"{a.target}: changed by you and upstream; the merge has conflicts. "
                            f"Yours kept; resolve {d}/{a.target}{MERGE_SUFFIX} (markers) and copy "
                            f"it over; upstream's is {d}/{a.target}{NEW_SUFFIX}")
-            elif a.resolution == "merged":
+            elif a.resolution == Resolution.MERGED:
                 out.append(f"{a.target}: your changes and upstream's merged cleanly; the version "
                            "before is in the backup")
-            elif a.resolution == "theirs":
+            elif a.resolution == Resolution.THEIRS:
                 out.append(f"{a.target}: upstream's version installed; yours is in the backup")
-        elif a.action == "orphan":
+        elif a.action == Action.ORPHAN:
             out.append(f"{a.target}: removed upstream but changed by you; kept (orphaned)")
         elif a.area == "config":
             out.append(f"config.json: upstream changed its defaults; review "
@@ -693,15 +547,3 @@ def render_plan(plan: Plan, install: Install, header: str = "Plan") -> str:
     for item in plan.attention:
         lines.append(f"  attention: {item}")
     return "\n".join(lines)
-
-
-def git_check_ignore(project: Path, paths: list[str]) -> list[str]:
-    """Paths git would NOT ignore (empty when not a git work tree or all are ignored)."""
-    if shutil.which("git") is None:
-        return []
-    if not git_ok(project, "rev-parse", "--is-inside-work-tree"):
-        return []
-    proc = subprocess.run(["git", "-C", str(project), "check-ignore", "--no-index", "--stdin"],
-                          input="\n".join(paths) + "\n", capture_output=True, text=True)
-    ignored = set(proc.stdout.split("\n"))
-    return [p for p in paths if p not in ignored]

@@ -18,25 +18,27 @@ from dataclasses import dataclass
 from typing import Any
 
 from .backup import estimate_size
+from .checkpoint import PHASES, unfinished_session
 from .errors import ConflictAbort, PreflightError, UsageError
-from .gitutil import git_ok
-from .history import BlobReader, blob_reader, history_of
-from .layout import Install
+from .installed import Base, load_base
+from .layout import Install, SymlinkInPath
+from .lock import describe_owner, probe_lock
 from .manifest import read_installed_manifest
 from .mcp_client import tools_declared
 from .plan import (
     MERGE_SUFFIX,
     NEW_SUFFIX,
-    Base,
     Plan,
-    SymlinkInPath,
-    _merge_action,
-    load_base,
+    Resolution,
+    decide_merge,
     plan_upgrade,
+    render_plan,
     unified_diff,
 )
+from .runstate import Run
 from .server_process import find_running_servers
-from .source import Source, open_source
+from .source import BlobReader, Relation, Source
+from .sources import open_source
 
 SYMLINK_CHECK = ("", "mcp_server", "standards", "workflows", "scripts", "standards/universal",
                  ".cache", ".cache/state", ".backups")
@@ -129,32 +131,21 @@ def source_tools(source: Source) -> set[str]:
 
 def check_downgrade(source: Source, installed: str | None, allow: bool) -> str | None:
     """Refuse a source older than the installed commit; returns a note, if any."""
-    if not installed or installed == source.commit:
+    if not installed:
         return None
-    if source.snapshot:
-        if installed in set(source.snapshot.get("ancestors", [])):
-            return None
-        if installed in set(source.snapshot.get("descendants", [])):
-            if not allow:
-                raise PreflightError(
-                    f"the source ({source.short}) is older than the installed commit "
-                    f"({installed[:10]})", "this would be a downgrade",
-                    "upgrade from a newer commit, or pass --allow-downgrade if you mean it")
-            return f"downgrade from {installed[:10]} to {source.short} (--allow-downgrade)"
+    rel = source.relation(installed)
+    if rel == Relation.UNKNOWN:
         return (f"the installed commit {installed[:10]} is not in the source's history; "
                 "cannot tell whether this is an upgrade or a downgrade")
-    known = git_ok(source.root, "cat-file", "-e", installed + "^{commit}")
-    if not known:
-        return (f"the installed commit {installed[:10]} is not in the source's history; "
-                "cannot tell whether this is an upgrade or a downgrade")
-    older = git_ok(source.root, "merge-base", "--is-ancestor", source.commit, installed)
-    if older and not allow:
+    if rel != Relation.NEWER:
+        return None
+    if not allow:
         raise PreflightError(
             f"the source ({source.short}) is older than the installed commit ({installed[:10]})",
             "this would be a downgrade",
             "check out a newer commit in the source, or pass --allow-downgrade if you mean it",
         )
-    return f"downgrade from {installed[:10]} to {source.short} (--allow-downgrade)" if older else None
+    return f"downgrade from {installed[:10]} to {source.short} (--allow-downgrade)"
 
 
 def ask_conflicts(plan: Plan, install: Install, source: Source, reader: BlobReader,
@@ -175,14 +166,14 @@ def ask_conflicts(plan: Plan, install: Install, source: Source, reader: BlobRead
             raise ConflictAbort(f"aborted at {a.target}", "you chose abort",
                                 "nothing was changed; rerun when ready")
         if ans == "k":
-            a.resolution = "mine"
+            a.resolution = Resolution.MINE
         elif ans == "t":
-            a.resolution = "theirs"
+            a.resolution = Resolution.THEIRS
         elif ans == "s":
-            a.resolution = "keep"
+            a.resolution = Resolution.KEEP
         else:
-            _merge_action(a, install, source, reader, None)
-            if a.resolution == "merge-conflict":
+            decide_merge(a, install, source, reader, None)
+            if a.resolution == Resolution.MERGE_CONFLICT:
                 print(f"  the merge has conflicts: yours is kept, {a.target}{MERGE_SUFFIX} gets the "
                       f"markers and {a.target}{NEW_SUFFIX} upstream's version")
         plan.decisions.append({"path": a.target, "decision": {"k": "keep mine", "t": "take new",
@@ -195,8 +186,8 @@ def run_preflight(install: Install, source_spec: str, on_conflict: str, deps: st
     check_target(install)
     source = open_source(source_spec)
     manifest, _note = read_installed_manifest(install.installed_manifest)
-    hist = history_of(source)
-    reader = blob_reader(source)
+    hist = source.history()
+    reader = source.blob_reader()
     try:
         base = load_base(install, manifest, hist, reader)
         downgrade = check_downgrade(source, base.commit, allow_downgrade)
@@ -254,3 +245,23 @@ def run_preflight(install: Install, source_spec: str, on_conflict: str, deps: st
             "free some space (old backups live in .praxis-os/.backups/), then rerun",
         )
     return PreflightResult(source, base, plan, need, free)
+
+
+def dry_run(run: Run) -> None:
+    """``--dry-run``: the plan the real run would execute (or resume), and nothing written."""
+    inst = run.install
+    check_target(inst)
+    unfinished = unfinished_session(inst.state_dir)
+    if unfinished is not None and unfinished.plan is not None:
+        nxt = unfinished.next_phase()
+        run.say(f"dry run: an unfinished session {unfinished.id} would resume at phase {nxt} "
+                f"({PHASES[nxt]}); its plan:")
+        run.say(render_plan(Plan.from_json(unfinished.plan), inst, header="Plan"))
+        return
+    o = run.opts
+    pre = run_preflight(inst, o.source, o.on_conflict if o.on_conflict != "ask" else "keep",
+                        o.deps, o.no_restart, o.allow_downgrade)
+    run.say(render_plan(pre.plan, inst, header="Dry run (nothing written)"))
+    if probe_lock(inst.lock_file):
+        run.say(f"  lock: another upgrade is running ({describe_owner(inst.lock_owner_file)})")
+    run.say(f"  disk: {pre.space_needed / 1e6:.1f} MB needed, {pre.space_free / 1e6:.1f} MB free")

@@ -17,53 +17,32 @@ import time
 import uuid
 from pathlib import Path
 
-from . import engine
-from .errors import EXIT_INTERRUPTED, UpgradeError
-from .options import CONFIG_DEFAULTS, Options
+from . import options
+from .driver import run_upgrade
+from .errors import UpgradeError, exit_status
+from .options import Options
+from .recovery import manual_rollback
 from .server_process import pid_alive
+from .status import status_json, status_text
 
-
-def _options(ns: argparse.Namespace) -> Options:
-    cfg = dict(CONFIG_DEFAULTS)
-    for key in CONFIG_DEFAULTS:
-        v = getattr(ns, key, None)
-        if v not in (None, "", False):
-            cfg[key] = v
-    cfg["yes"] = True
-    return Options.from_config(cfg)
-
-
-def _add_common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--project", required=True)
-    p.add_argument("--source", default="")
-    p.add_argument("--dry-run", dest="dry_run", action="store_true")
-    p.add_argument("--on-conflict", dest="on_conflict", default="")
-    p.add_argument("--deps", default="")
-    p.add_argument("--no-restart", dest="no_restart", action="store_true")
-    p.add_argument("--allow-downgrade", dest="allow_downgrade", action="store_true")
-    p.add_argument("--find-links", dest="find_links", default="")
-    p.add_argument("--offline", action="store_true")
-    p.add_argument("--post-install", dest="post_install", default="")
-    p.add_argument("--backup", default="")
-    p.add_argument("--debug", action="store_true")
+#: The engine's commands (each takes the options declared for it in options.py).
+COMMANDS = ("upgrade", "rollback", "status")
 
 
 def _run_engine(cmd: str, opts: Options, as_json: bool) -> int:
     try:
         if cmd == "upgrade":
-            engine.run_all(opts)
+            run_upgrade(opts)
         elif cmd == "rollback":
-            print(engine.manual_rollback(opts), flush=True)
-        elif cmd == "status":
-            if as_json:
-                print(json.dumps(engine.status_json(opts), sort_keys=True), flush=True)
-            else:
-                print(engine.status_text(opts), flush=True)
-    except UpgradeError as exc:
-        print(exc.render(), file=sys.stderr, flush=True)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        return EXIT_INTERRUPTED
+            print(manual_rollback(opts), flush=True)
+        elif as_json:
+            print(json.dumps(status_json(opts), sort_keys=True), flush=True)
+        else:
+            print(status_text(opts), flush=True)
+    except BaseException as exc:  # noqa: B036 - every ending becomes an exit code here
+        text, code = exit_status(exc, opts.debug)
+        print(text, file=sys.stderr, flush=True)
+        return code
     return 0
 
 
@@ -184,9 +163,8 @@ def go(run_dir: Path, project: str, detach: bool, args: list[str]) -> int:
         code = main(args)
     if args and args[0] in ("upgrade", "rollback"):
         try:
-            opts = _options(argparse.Namespace(project=project))
-            print("PRAXIS-STATUS " + json.dumps(engine.status_json(opts), sort_keys=True),
-                  flush=True)
+            opts = options.resolve({"project": project}, {}, {})
+            print("PRAXIS-STATUS " + json.dumps(status_json(opts), sort_keys=True), flush=True)
         except UpgradeError:
             pass
     return code
@@ -196,9 +174,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     ap = argparse.ArgumentParser(prog="praxis-upgrade.pyz")
     sub = ap.add_subparsers(dest="cmd", required=True)
-    for name in ("upgrade", "rollback", "status"):
+    for name in COMMANDS:
         p = sub.add_parser(name)
-        _add_common(p)
+        options.add_arguments(p, name)
         if name == "status":
             p.add_argument("--json", action="store_true")
     p = sub.add_parser("run-detached")
@@ -217,12 +195,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("args", nargs=argparse.REMAINDER)
     p = sub.add_parser("version")
     ns = ap.parse_args(argv)
-    if ns.cmd in ("upgrade", "rollback", "status"):
+    if ns.cmd in COMMANDS:
         try:
-            opts = _options(ns)
+            opts = options.from_namespace(ns).replace(yes=True, debug=bool(ns.debug))
         except UpgradeError as exc:
-            print(exc.render(), file=sys.stderr)
-            return exc.exit_code
+            text, code = exit_status(exc)
+            print(text, file=sys.stderr)
+            return code
         return _run_engine(ns.cmd, opts, bool(getattr(ns, "json", False)))
     if ns.cmd == "run-detached":
         args = [a for a in ns.args if a != "--"]

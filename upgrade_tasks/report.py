@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -104,6 +105,18 @@ def write_reports(install: Install, session: Session) -> tuple[Path, Path]:
     atomic_write_json(j, rep, pretty=True)
     atomic_write_bytes(m, render_markdown(rep).encode(), mode=0o644)
     return j, m
+
+
+def write_reports_or_warn(install: Install, session: Session | None,
+                          say: Callable[[str], None]) -> tuple[Path, Path] | None:
+    """Write the run's reports; a failure to write them is a warning, never a failed run."""
+    if session is None:
+        return None
+    try:
+        return write_reports(install, session)
+    except OSError as exc:
+        say(f"warning: report not written: {exc}")
+        return None
 
 
 def append_update_log(install: Install, line: str) -> None:

@@ -19,7 +19,7 @@ import tarfile
 from pathlib import Path
 
 from .checkpoint import now_iso
-from .history import git_blob_id
+from .gitutil import git_blob_id
 from .layout import OWN_BOOKKEEPING, PRAXIS_DIR, map_source_path
 from .manifest import InstalledManifest
 

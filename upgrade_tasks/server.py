@@ -34,7 +34,8 @@ from .fsutil import (
 from .layout import Install
 from .manifest import InstalledManifest
 from .plan import Plan
-from .server_process import clear_stale_state_file, find_running_servers, stop_server
+from .runstate import Run
+from .server_process import stop_for_upgrade
 from .source import Source
 
 
@@ -145,29 +146,6 @@ class DepsOptions:
     post_install: str = "auto"
 
 
-def stop_step(install: Install, plan: Plan, session: Session, no_restart: bool) -> None:
-    """Stop this install's running server(s) once per session (step ``server:stopped``)."""
-    if session.has_step("server:stopped"):
-        return
-    arts = session.artifacts(3)
-    needs_stop = plan.server.changed or plan.server.deps_action == "install"
-    if no_restart or not needs_stop:
-        arts["stopped"] = []
-        arts["restart_note"] = (
-            "--no-restart: the running server (if any) was left alone" if no_restart
-            else "server code unchanged: the running server was left alone"
-        )
-    else:
-        stopped = []
-        for s in find_running_servers(install):
-            how = stop_server(s.pid)
-            stopped.append({"pid": s.pid, "transport": s.transport, "signal": how,
-                            "cmdline": list(s.cmdline), "found_by": s.found_by})
-        clear_stale_state_file(install)
-        arts["stopped"] = stopped
-    session.step("server:stopped")
-
-
 def run_server(
     install: Install, source: Source, plan: Plan, session: Session, no_restart: bool,
     deps_opts: DepsOptions | None = None,
@@ -177,7 +155,7 @@ def run_server(
     if plan.server.changed and not session.has_step("server:staged"):
         stage(install, source)
         session.step("server:staged")
-    stop_step(install, plan, session, no_restart)
+    stop_for_upgrade(install, session, plan.server.must_stop, no_restart)
     res.stopped = list(arts.get("stopped", []))
     if plan.server.changed and not session.has_step("server:swapped"):
         swap(install)
@@ -217,3 +195,18 @@ def verify_server(install: Install, source: Source, plan: Plan) -> list[str]:
         return []
     got, want = live_tree(install.server_dir), expected_tree(source)
     return sorted(k for k in set(got) | set(want) if got.get(k) != want.get(k))
+
+
+def step(run: Run) -> str:
+    """Phase 3: stage, stop, swap, dependencies, installed manifest."""
+    s, src, plan = run.need()
+    o = run.opts
+    res = run_server(run.install, src, plan, s, o.no_restart,
+                     DepsOptions(o.find_links, o.offline, o.post_install))
+    return res.summary()
+
+
+def recheck(run: Run) -> bool:
+    """Is phase 3's result still on disk (``mcp_server/`` as planned)? A resume asks."""
+    _s, src, plan = run.need()
+    return not verify_server(run.install, src, plan)

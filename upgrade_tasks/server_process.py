@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from .checkpoint import Session
 from .errors import ProbeError
 from .layout import Install
 
@@ -137,6 +138,34 @@ def stop_server(pid: int, timeouts: tuple[float, float, float] = (3.0, 3.0, 2.0)
                 return name
             time.sleep(0.02)
     return "SIGKILL (still present)"
+
+
+def stop_for_upgrade(install: Install, session: Session, needs_stop: bool,
+                     no_restart: bool) -> None:
+    """Stop this install's running server(s) once per session (step ``server:stopped``).
+
+    Phase 2 calls it before touching content the server reads (its index watcher would
+    re-index half-written standards), phase 3 before swapping the code; whichever runs
+    first does it, and a resumed run does not do it twice.
+    """
+    if session.has_step("server:stopped"):
+        return
+    arts = session.artifacts(3)
+    if no_restart or not needs_stop:
+        arts["stopped"] = []
+        arts["restart_note"] = (
+            "--no-restart: the running server (if any) was left alone" if no_restart
+            else "server code unchanged: the running server was left alone"
+        )
+    else:
+        stopped = []
+        for s in find_running_servers(install):
+            how = stop_server(s.pid)
+            stopped.append({"pid": s.pid, "transport": s.transport, "signal": how,
+                            "cmdline": list(s.cmdline), "found_by": s.found_by})
+        clear_stale_state_file(install)
+        arts["stopped"] = stopped
+    session.step("server:stopped")
 
 
 def clear_stale_state_file(install: Install) -> bool:

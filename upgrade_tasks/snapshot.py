@@ -1,84 +1,41 @@
-"""Source snapshots: a source commit packed for hosts that have no git and no network.
+"""The snapshot backend of :class:`~upgrade_tasks.source.Source`: a source commit packed
+for hosts that have no git and no network.
 
-The controller packs, from its git checkout, one zip file: every file of the
-commit (``git archive --format=zip``), ``praxis-source.json`` (commit, branch,
-blob id and mode of every installed file, the first-parent history of the mapped
-areas, the commit's ancestors and descendants) and ``.praxis-blobs/<id>`` holding
-every historical version of the mapped files (merge bases, recognition of
-copy-made installs). A host reads the zip in place, without unpacking it:
-:func:`upgrade_tasks.source.open_source` opens it like a checkout, verifying every
-file it installs against its blob id, and :class:`upgrade_tasks.history.BlobReader`
-reads the historical versions from it. Nothing there runs git (``git merge-file``
-is used when the host has git; without it a conflict keeps the user's file and
-writes the new version beside it). Reading in place spares every host the ~100 file
-and directory creations an unpacked copy costs, on every rollout.
+The controller packs (:mod:`upgrade_tasks.snapshot_pack`) one zip file from its
+git checkout: every file of the commit (``git archive --format=zip``),
+``praxis-source.json`` (commit, branch, blob id and mode of every installed
+file, the first-parent history of the mapped areas, the commit's ancestors and
+descendants) and ``.praxis-blobs/<id>`` holding every historical version of the
+mapped files (merge bases, recognition of copy-made installs). A host reads the
+zip in place, without unpacking it: every file it installs is verified against
+its blob id, and the historical versions are read from it. Nothing here runs
+git (``git merge-file`` is used when the host has git; without it a conflict
+keeps the user's file and writes the new version beside it). Reading in place
+spares every host the ~100 file and directory creations an unpacked copy
+costs, on every rollout.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
-import os
 import stat
 import threading
 import zipfile
 import zlib
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from .errors import PreflightError, UsageError
-from .fsutil import sha256_file
-from .gitutil import git
-from .history import BlobReader, git_blob_id, load_history
-from .source import Source
+from .gitutil import git_blob_id
+from .history import History
+from .layout import map_source_path
+from .source import BlobReader, Relation, Source, SourceFile
 
 META = "praxis-source.json"
 BLOBS = ".praxis-blobs"
 SCHEMA = 2  # 1: an unpacked tar.gz; 2: a zip read in place
-
-
-def make_snapshot(source: Source, out_dir: Path) -> Path:
-    """Pack ``source`` (a git checkout) into ``out_dir/source-<commit>-s<schema>-<sha12>.zip``
-    (reused when present). The name carries the format and the content hash, so a host that
-    holds a file of that name holds these bytes, and a new format never meets an old file."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    prefix = f"source-{source.commit}-s{SCHEMA}-"
-    for old in sorted(out_dir.glob(prefix + "*.zip")):
-        return old
-    repo = source.root
-    hist = load_history(repo, source.commit)
-    ancestors = git(repo, "rev-list", source.commit).split()
-    descendants = git(repo, "rev-list", "--all", "--ancestry-path",
-                      f"{source.commit}..").split()
-    meta: dict[str, Any] = {
-        "schema": SCHEMA,
-        "commit": source.commit,
-        "branch": source.branch,
-        "spec": source.spec,
-        "files": {f.src: {"blob": f.blob, "mode": f.mode} for f in source.files.values()},
-        "history": {
-            "changes": [[c, ch] for c, ch in hist.changes],
-            "versions": {p: sorted(v) for p, v in hist.versions.items()},
-        },
-        "ancestors": ancestors,
-        "descendants": descendants,
-    }
-    tmp = out_dir / f"{prefix}.tmp-{os.getpid()}"
-    reader = BlobReader(repo)
-    try:
-        git(repo, "archive", "--format=zip", "-o", str(tmp.absolute()), source.commit)
-        with zipfile.ZipFile(tmp, "a", zipfile.ZIP_DEFLATED) as out:
-            out.writestr(META, json.dumps(meta, sort_keys=True))
-            for blob in sorted({b for v in hist.versions.values() for b in v}):
-                data = reader.read(blob)
-                if data is not None:
-                    out.writestr(f"{BLOBS}/{blob}", data)
-        dest = out_dir / f"{prefix}{sha256_file(tmp)[:12]}.zip"
-        os.replace(tmp, dest)
-    finally:
-        reader.close()
-        if tmp.exists():
-            tmp.unlink()
-    return dest
 
 
 def is_snapshot(path: Path) -> bool:
@@ -185,3 +142,64 @@ def verify_file(snap: Snapshot, path: str, blob: str) -> bytes:
     snap.check(data, blob, f"source snapshot file {path} does not match its blob id",
                "the snapshot is damaged")
     return data
+
+
+class _SnapshotBlobs:
+    """Old versions from the snapshot's ``.praxis-blobs/`` (the snapshot stays open)."""
+
+    def __init__(self, snap: Snapshot) -> None:
+        self.snap = snap
+
+    def read(self, blob: str) -> bytes | None:
+        return self.snap.blob(blob)
+
+    def close(self) -> None:
+        pass
+
+
+@dataclass
+class SnapshotSource(Source):
+    """A source read from a snapshot zip (no git needed)."""
+
+    meta: dict[str, Any] = field(default_factory=dict, repr=False)
+    archive: Snapshot | None = field(default=None, repr=False)
+
+    def history(self) -> History:
+        h = History()
+        for commit, changes in self.meta["history"]["changes"]:
+            h.changes.append((str(commit), {str(k): v for k, v in changes.items()}))
+        h.versions = {str(p): set(v) for p, v in self.meta["history"]["versions"].items()}
+        return h
+
+    def blob_reader(self) -> BlobReader:
+        assert self.archive is not None
+        return _SnapshotBlobs(self.archive)
+
+    def relation(self, installed: str) -> Relation:
+        if installed == self.commit:
+            return Relation.SAME
+        if installed in set(self.meta.get("ancestors", [])):
+            return Relation.OLDER
+        if installed in set(self.meta.get("descendants", [])):
+            return Relation.NEWER
+        return Relation.UNKNOWN
+
+
+def open_snapshot(root: Path, spec: str) -> SnapshotSource:
+    """A source snapshot zip, read in place: every installed file is read once and verified
+    against its blob id; no git, nothing unpacked."""
+    snap = Snapshot(root)
+    meta = snap.meta()
+    src = SnapshotSource(root=root, commit=str(meta["commit"]), branch=str(meta.get("branch", "")),
+                         spec=spec, meta=meta, archive=snap)
+    for path, info in meta["files"].items():
+        mapped = map_source_path(path)
+        if mapped is None:
+            continue
+        area, target = mapped
+        data = verify_file(snap, path, str(info["blob"]))
+        src.files[target] = SourceFile(
+            src=path, target=target, area=area, sha256=hashlib.sha256(data).hexdigest(),
+            size=len(data), mode=int(info["mode"]), abspath=root / path, blob=str(info["blob"]),
+            data=data)
+    return src

@@ -17,6 +17,8 @@ from typing import Any
 from .errors import ProbeError
 from .layout import Install
 from .mcp_client import ProbeResult, probe_stdio, scan_registered_tools, stderr_problems
+from .restart import restart_stopped
+from .runstate import Run
 
 
 @dataclass
@@ -113,3 +115,18 @@ def validate_server(
         smoke=dict(res.smoke),
         duration_s=res.duration_s,
     )
+
+
+def step(run: Run) -> str:
+    """Phase 4: probe the new server, then restart a headless one the upgrade stopped."""
+    s, _src, _plan = run.need()
+    old_tools = s.artifacts(1).get("old_tools")
+    v = validate_server(run.install, old_tools, run.opts.probe_timeout, run.opts.smoke_tools)
+    s.artifacts(4).update(v.to_json())
+    summary = v.summary()
+    restarted = restart_stopped(run.install, s, run.opts)
+    if restarted:
+        s.artifacts(4)["restarted"] = restarted
+        summary += (f"; restarted over HTTP as pid {restarted['pid']} at {restarted['url']} "
+                    f"(healthy in {restarted['seconds']:.2f}s)")
+    return summary

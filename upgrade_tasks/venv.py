@@ -28,7 +28,6 @@ from . import faults
 from .errors import PhaseError
 from .fsutil import atomic_symlink, fsync_dir, rmtree_durable
 from .layout import Install
-from .plan import normalise_requirements
 
 VENVS = ".venvs"
 
@@ -97,6 +96,19 @@ def migrate_dir(install: Install, moved_to: str) -> None:
         faults.point("venv:between-migration-renames")
     if not install.venv.is_symlink() and dest.is_dir():
         link_venv(install, moved_to)
+
+
+def normalise_requirements(text: str) -> list[str]:
+    """Requirements as a sorted list: comments, blank lines, order and spacing do not count."""
+    out = []
+    for line in text.splitlines():
+        line = line.split(" #", 1)[0].split("\t#", 1)[0].strip()
+        if not line or line.startswith("#"):
+            continue
+        line = re.sub(r"\s+", "", line)
+        name = re.split(r"[<>=!~;\[@ ]", line, maxsplit=1)[0]
+        out.append(name.lower().replace("_", "-") + line[len(name) :])
+    return sorted(out)
 
 
 def requirement_names(text: str) -> set[str]:

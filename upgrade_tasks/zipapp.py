@@ -1,12 +1,15 @@
 """Build the self-contained zipapp the controller uploads to each host.
 
-It holds this package and the pure-Python ``filelock`` (used on Python >= 3.11;
-older hosts fall back to ``flock`` directly), and runs
-:func:`upgrade_tasks.remote_main.main`. Hosts need python3 >= 3.9 and sshd only.
+It holds exactly the modules of this package that the host engine
+(:func:`upgrade_tasks.remote_main.main`) imports, found by following the package's
+own imports from ``remote_main`` (:func:`host_modules`), and the pure-Python
+``filelock`` (used on Python >= 3.11; older hosts fall back to ``flock``
+directly). Hosts need python3 >= 3.9 and sshd only.
 """
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import io
 import os
@@ -28,12 +31,43 @@ MAIN = (
     "import os\n"
     "os._exit(code)  # every file is closed and every thread done: skip the interpreter's teardown\n"
 )
-SKIP = {"cli.py", "demo.py", "sample.py", "sample_source.py", "zipapp.py", "fleet.py"}
+ENTRY = "remote_main"
+
+
+def _imports_of(path: Path) -> set[str]:
+    """Modules of this package that ``path`` imports (``from . import x``, ``from .x import``,
+    wherever the import statement stands)."""
+    out: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_bytes(), str(path))):
+        if isinstance(node, ast.ImportFrom) and node.level == 1:
+            if node.module:
+                out.add(node.module.split(".")[0])
+            else:
+                out.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module and \
+                node.module.startswith("upgrade_tasks."):
+            out.add(node.module.split(".")[1])
+    return out
+
+
+def host_modules(package: Path) -> list[str]:
+    """The package's modules the host engine needs: ``__init__``, ``remote_main`` and every
+    module they import, transitively. Whatever only the controller or the tests use (the
+    Invoke tasks, the fleet, the samples) is not reached, so it is not shipped."""
+    seen = {"__init__"}
+    todo = [ENTRY]
+    while todo:
+        name = todo.pop()
+        if name in seen or not (package / f"{name}.py").is_file():
+            continue
+        seen.add(name)
+        todo.extend(_imports_of(package / f"{name}.py"))
+    return sorted(seen)
 
 
 def _package_files() -> list[tuple[str, Path]]:
     here = Path(__file__).resolve().parent
-    out = [(f"upgrade_tasks/{p.name}", p) for p in sorted(here.glob("*.py")) if p.name not in SKIP]
+    out = [(f"upgrade_tasks/{m}.py", here / f"{m}.py") for m in host_modules(here)]
     try:
         import filelock
 

@@ -1,0 +1,186 @@
+"""The git-checkout backend of :class:`~upgrade_tasks.source.Source` (phase 0, T1).
+
+A clean prAxIs OS git checkout (``universal/`` and ``mcp_server/``), or a git URL
+cloned to a temporary directory. Its commit is recorded; every file it installs
+is listed with its checksum, mode and blob id; symlinks, submodules and paths
+that escape the repository are refused.
+"""
+
+from __future__ import annotations
+
+import atexit
+import hashlib
+import os
+import re
+import shutil
+import stat
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from .errors import PreflightError, UsageError
+from .gitutil import CatFile, git, git_ok
+from .history import History, load_history
+from .layout import map_source_path
+from .source import BlobReader, Relation, Source, SourceFile
+
+_URL_RE = re.compile(r"^(?:[a-z+]+://|[\w.-]+@[\w.-]+:)", re.IGNORECASE)
+
+
+def is_git_url(spec: str) -> bool:
+    return bool(_URL_RE.match(spec)) and not Path(spec).exists()
+
+
+@dataclass
+class Checkout(Source):
+    """A source read from a git checkout."""
+
+    _history: History | None = field(default=None, repr=False)
+
+    def history(self) -> History:
+        if self._history is None:
+            self._history = load_history(self.root, self.commit)
+        return self._history
+
+    def blob_reader(self) -> BlobReader:
+        return CatFile(self.root)
+
+    def relation(self, installed: str) -> Relation:
+        if installed == self.commit:
+            return Relation.SAME
+        if not git_ok(self.root, "cat-file", "-e", installed + "^{commit}"):
+            return Relation.UNKNOWN
+        if git_ok(self.root, "merge-base", "--is-ancestor", self.commit, installed):
+            return Relation.NEWER
+        return Relation.OLDER
+
+
+def clone(url: str) -> Path:
+    """Clone ``url`` into a temporary directory removed when the process exits."""
+    tmp = Path(tempfile.mkdtemp(prefix="praxis-upgrade-src-"))
+    atexit.register(shutil.rmtree, tmp, True)
+    proc = subprocess.run(
+        ["git", "clone", "--quiet", url, str(tmp / "src")],
+        capture_output=True,
+        env={**os.environ, "GIT_TERMINAL_PROMPT": "0"},
+        check=False,
+        timeout=600,
+    )
+    if proc.returncode != 0:
+        err = proc.stderr.decode(errors="replace").strip().splitlines()
+        raise UsageError(
+            f"cannot clone the source {url}",
+            err[-1] if err else f"git clone exited {proc.returncode}",
+            "check the URL and your network/credentials, or clone it yourself and pass "
+            "--source PATH",
+        )
+    return tmp / "src"
+
+
+def open_checkout(spec: str, commit: str | None = None) -> Checkout:
+    """Validate a checkout (or clone a URL) and list the files it installs. Reads only.
+
+    For a git URL, ``commit`` (a resumed session's) is checked out in the temporary clone,
+    so a remote that moved on does not stop the resume.
+    """
+    url = is_git_url(spec)
+    root = clone(spec) if url else Path(spec).expanduser().absolute()
+    if commit and url:
+        subprocess.run(["git", "-C", str(root), "checkout", "-q", "--detach", commit],
+                       capture_output=True, check=False)
+    if not root.is_dir():
+        raise UsageError(
+            f"source {spec} does not exist or is not a directory",
+            "--source must point at a prAxIs OS git checkout",
+            "clone it first: git clone <url> praxis-os, then pass --source praxis-os",
+        )
+    try:
+        top = git(root, "rev-parse", "--show-toplevel").strip()
+    except subprocess.CalledProcessError as exc:
+        raise UsageError(
+            f"source {root} is not a git repository",
+            (exc.stderr or b"").decode(errors="replace").strip() or "git rev-parse failed",
+            "pass the root of a prAxIs OS git checkout (the upgrade records its commit)",
+        ) from exc
+    if Path(top).resolve() != root.resolve():
+        raise UsageError(
+            f"source {root} is inside a git repository but not its root",
+            f"the repository root is {top}",
+            f"pass --source {top}",
+        )
+    missing = [d for d in ("universal", "mcp_server") if not (root / d).is_dir()]
+    if missing:
+        raise UsageError(
+            f"source {root} is not a prAxIs OS repository",
+            f"it has no {' and no '.join(d + '/' for d in missing)}",
+            "pass the root of a praxis-os checkout (it has universal/ and mcp_server/)",
+        )
+    status = git(root, "status", "--porcelain", "--untracked-files=normal")
+    if status.strip():
+        lines = status.rstrip("\n").splitlines()
+        shown = ", ".join(line[3:] for line in lines[:5]) + (" ..." if len(lines) > 5 else "")
+        raise PreflightError(
+            f"source {root} has uncommitted changes ({len(lines)} paths)",
+            f"changed or untracked: {shown}",
+            "commit or stash them (git stash -u), so the upgrade installs exactly one commit",
+        )
+    try:
+        head = git(root, "rev-parse", "HEAD").strip()
+    except subprocess.CalledProcessError as exc:
+        raise UsageError(
+            f"source {root} has no commits", "git rev-parse HEAD failed", "commit the source first"
+        ) from exc
+    branch = git(root, "rev-parse", "--abbrev-ref", "HEAD").strip()
+    src = Checkout(root=root, commit=head, branch=branch, spec=spec)
+    _list_files(src)
+    return src
+
+
+def _list_files(src: Checkout) -> None:
+    out = git(src.root, "ls-files", "-s", "-z")
+    for rec in out.split("\0"):
+        if not rec:
+            continue
+        meta, _, path = rec.partition("\t")
+        mode, blob = meta.split(" ")[:2]
+        mapped = map_source_path(path)
+        if mapped is None:
+            continue
+        area, target = mapped
+        pp = PurePosixPath(path)
+        if pp.is_absolute() or ".." in pp.parts:
+            raise PreflightError(
+                f"source entry {path!r} escapes the repository",
+                "absolute paths and '..' components are never installed",
+                "fix the source repository",
+            )
+        if mode in ("120000", "160000"):
+            kind = "a symlink" if mode == "120000" else "a submodule"
+            raise PreflightError(
+                f"source entry {path} is {kind}",
+                "only regular files are installed; links could point outside the source",
+                "replace it with a regular file in the source repository",
+            )
+        full = src.root / path
+        st = os.lstat(full)
+        if not stat.S_ISREG(st.st_mode):
+            raise PreflightError(
+                f"source entry {path} is not a regular file",
+                "only regular files are installed",
+                "fix the source repository",
+            )
+        h = hashlib.sha256()
+        with open(full, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+        src.files[target] = SourceFile(
+            src=path,
+            target=target,
+            area=area,
+            sha256=h.hexdigest(),
+            size=st.st_size,
+            mode=0o755 if mode == "100755" else 0o644,
+            abspath=full,
+            blob=blob,
+        )

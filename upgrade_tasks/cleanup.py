@@ -1,0 +1,33 @@
+"""Phase 5 (cleanup): the version record, one UPDATE_LOG line, old backups and
+environments pruned, the reports. Each step is idempotent; the session is marked
+completed only after they are written, so a crash here resumes here (exit 8 tells
+the user to rerun ``invoke upgrade`` when a step fails)."""
+
+from __future__ import annotations
+
+from . import backup as backup_mod
+from . import faults, report
+from . import venv as venv_mod
+from .checkpoint import now_iso
+from .runstate import Run
+
+
+def step(run: Run) -> str:
+    s, src, plan = run.need()
+    inst = run.install
+    prev = plan.installed_commit
+    report.write_version_record(inst, src.commit, prev, str(src.root), s.id)
+    c = s.artifacts(2)
+    line = (f"{now_iso()} | upgraded {(prev or 'unknown')[:10]} -> {src.short} | "
+            f"added {len(c.get('added', []))}, updated {len(c.get('updated', []))}, "
+            f"removed {len(c.get('removed', []))}, conflicts {len(c.get('conflicts', []))} | "
+            f"backup {s.backup_id} | session {s.id}")
+    report.append_update_log_once(inst, line, s.id)
+    faults.point("cleanup:logged")
+    pruned = backup_mod.prune_backups(inst, run.opts.keep_backups, s.backup_id)
+    pruned_envs = venv_mod.prune_venvs(inst, backup_mod.venv_refs(inst))
+    s.artifacts(5).update({"pruned_venvs": pruned_envs, "old_backups_pruned": pruned,
+                           "update_log_appended": True})
+    s.note(finished_at=now_iso())
+    report.write_reports_or_warn(inst, s, run.say)
+    return f"pruned {len(pruned)} old backup(s)"

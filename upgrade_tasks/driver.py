@@ -1,0 +1,369 @@
+"""The driver: the phases in order, resume, and what a failure means.
+
+The upgrade is one ordered table of phases (:data:`TABLE`), as nox keeps its
+workflow as a tuple of functions. Each Invoke phase task runs exactly its phase
+through :func:`run_phase`; the checkpoint decides whether it is already done, so
+``invoke validate`` (chained with ``pre=`` to phases 0-3) after a crash resumes
+at the first incomplete phase. The ``upgrade`` task ends with :func:`finish`,
+which prints the summary; :func:`close` releases what the run holds. The host
+engine, the demo and the tests use :func:`run_upgrade`, the same calls in order.
+
+Failure policy, per phase (the table's ``on_failure``):
+
+* ``abort`` (phases 0 and 1): nothing was changed; the session is marked aborted
+  and a partial backup removed (exit 3, or 130 for Ctrl-C);
+* ``rollback`` (phases 2, 3, 4): the backup is restored (exit 6; exit 7 if the
+  rollback fails too), Ctrl-C included;
+* ``finish`` (phase 5): the upgrade is applied and validated; rerunning finishes
+  the cleanup (exit 8).
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from . import backup, cleanup, content, faults, report, server, signals, validate
+from .checkpoint import LAST, PHASES, Session, Status, now_iso, unfinished_session
+from .errors import (
+    CleanupError,
+    Interrupted,
+    PhaseError,
+    PreflightError,
+    RollbackError,
+    UpgradeError,
+    UsageError,
+)
+from .fsutil import sweep_temp_files
+from .options import Options
+from .plan import Plan, render_plan
+from .preflight import check_target, dry_run, run_preflight
+from .recovery import rollback_session
+from .runstate import Run
+from .snapshot import snapshot_commit
+from .sources import open_source
+
+
+@dataclass(frozen=True)
+class Phase:
+    number: int
+    step: Callable[[Run], str]
+    on_failure: str  # "abort", "rollback" or "finish"
+    #: After a resume: is this phase's result still on disk? (``None``: nothing to check.)
+    recheck: Callable[[Run], bool] | None = None
+
+    @property
+    def name(self) -> str:
+        return PHASES[self.number]
+
+    @property
+    def label(self) -> str:
+        return f"[{self.number}/{LAST}] {self.name}"
+
+
+def _preflight_step(run: Run) -> str:
+    raise AssertionError("phase 0 runs through begin()")  # pragma: no cover
+
+
+#: The workflow: one row per phase, in order (names from :data:`checkpoint.PHASES`).
+TABLE: tuple[Phase, ...] = (
+    Phase(0, _preflight_step, "abort"),
+    Phase(1, backup.step, "abort", backup.recheck),
+    Phase(2, content.step, "rollback", content.recheck),
+    Phase(3, server.step, "rollback", server.recheck),
+    Phase(4, validate.step, "rollback"),
+    Phase(5, cleanup.step, "finish"),
+)
+assert len(TABLE) == len(PHASES)
+
+
+# -- phase 0: start a session, or resume the unfinished one -----------------------------------
+def begin(run: Run) -> None:
+    """Phase 0 for a new session (plan, confirm, lock, checkpoint), or attach to the
+    install's unfinished session. A no-op upgrade ends here without a session."""
+    inst = run.install
+    check_target(inst)
+    unfinished = unfinished_session(inst.state_dir)
+    if unfinished is not None:
+        resume(run, unfinished)
+        return
+    t0 = time.monotonic()
+    label = TABLE[0].label
+    run.say(f"{label} ...")
+    o = run.opts
+    tty = not o.yes and sys.stdin is not None and sys.stdin.isatty()
+    pre = run_preflight(inst, o.source, o.on_conflict, o.deps, o.no_restart, o.allow_downgrade,
+                        interactive=tty)
+    if pre.plan.is_noop:
+        run.noop = True
+        run.say(f"{label} ok ({time.monotonic() - t0:.2f}s): already up to date at "
+                f"{pre.source.short}; nothing to do")
+        return
+    if tty:
+        run.say(render_plan(pre.plan, inst))
+        answer = input("Proceed with the upgrade? [y/N] ").strip().lower()
+        if answer not in ("y", "yes"):
+            raise Interrupted("upgrade cancelled; nothing was changed", "", "")
+    s = Session.new(inst.state_dir, o.session_record())
+    run.take_lock(s.id)
+    sweep_temp_files({inst.root, inst.state_dir})  # left by a run killed mid-write
+    # re-check under the lock: the world may have changed while we planned
+    if unfinished_session(inst.state_dir) is not None:
+        raise UsageError(
+            "another upgrade session appeared while planning",
+            "a concurrent run started and stopped before us",
+            "run `invoke status`, then `invoke upgrade` again",
+        )
+    s.artifacts(0).update(pre.artifacts())
+    s.set_plan(pre.plan.to_json())
+    run.session, run.source, run.plan = s, pre.source, pre.plan
+    s.mark_done(0, time.monotonic() - t0, pre.summary())
+    run.say(f"{label} ok ({time.monotonic() - t0:.2f}s): {pre.summary()}")
+
+
+def resume(run: Run, s: Session) -> None:
+    """Attach this process to an unfinished session (lock, source, plan), re-checking it."""
+    inst = run.install
+    if s.status == Status.ROLLING_BACK:
+        run.take_lock(s.id)
+        run.say(f"session {s.id} failed and its rollback was interrupted; finishing the rollback")
+        res = rollback_session(run, s.reload(), reason=s.error or "interrupted")
+        raise PhaseError(
+            "the previous upgrade failed; its interrupted rollback has now been completed",
+            s.error,
+            f"the install is as before ({res.summary()}); rerun `invoke upgrade` to try again",
+        )
+    if s.status == Status.ROLLBACK_FAILED:
+        raise RollbackError(
+            f"a previous rollback of session {s.id} failed",
+            s.error or "see its report",
+            f"run `invoke rollback --project {inst.project}` again, or restore by hand from "
+            f"{inst.backups_dir / (s.backup_id or '?')}",
+        )
+    arts0 = s.artifacts(0)
+    spec = arts0.get("source_spec") or arts0.get("source_path", "")
+    if run.opts.source and run.opts.source not in (spec, arts0.get("source_path")):
+        if snapshot_commit(run.opts.source) == arts0.get("source_commit"):
+            spec = run.opts.source  # the same commit's snapshot, uploaded again under a new name
+        else:
+            raise UsageError(
+                f"an unfinished upgrade (session {s.id}) is in progress from {spec}",
+                f"--source {run.opts.source} differs from that session's source",
+                f"resume it with `invoke upgrade --project {inst.project}` (no --source), or undo it "
+                f"with `invoke rollback --project {inst.project}`",
+            )
+    run.take_lock(s.id)
+    # reload under the lock: another process may have finished it meanwhile
+    s = s.reload()
+    if s.status != Status.RUNNING:
+        raise UsageError(
+            f"session {s.id} finished while we waited ({s.status})",
+            "another process completed or rolled it back",
+            "run `invoke status` and start again if needed",
+        )
+    src = open_source(str(spec), commit=str(arts0.get("source_commit") or "") or None)
+    if src.commit != arts0.get("source_commit"):
+        raise PreflightError(
+            f"the source moved since session {s.id} started",
+            f"it was at {str(arts0.get('source_commit'))[:10]}, now at {src.short}",
+            f"check out {arts0.get('source_commit')} in {src.root} to resume, or run "
+            f"`invoke rollback --project {inst.project}`",
+        )
+    assert s.plan is not None
+    run.session, run.source, run.resumed = s, src, True
+    run.plan = Plan.from_json(s.plan)
+    sweep_temp_files({inst.path(rel).parent for rel in run.plan.touched_paths()}
+                     | {inst.root, inst.state_dir})
+    if run.lock is not None:
+        run.lock.update_session(s.id)
+    nxt = s.next_phase()
+    run.say(f"resuming upgrade session {s.id} at phase {nxt} ({PHASES[nxt]})")
+    recheck_last(run)
+
+
+def recheck_last(run: Run) -> None:
+    """Re-check the result of the last completed phase before continuing: a phase whose
+    result is gone runs again (a damaged backup is made again: nothing was changed yet)."""
+    s = run.session
+    assert s is not None
+    if not s.completed:
+        return
+    phase = TABLE[max(s.completed)]
+    if phase.number <= 1:
+        bid = s.backup_id
+        if not bid or not (run.install.backups_dir / bid).exists():
+            return
+        if backup.recheck(run):
+            run.say(f"  rechecked backup {bid}: intact")
+        else:  # nothing has been changed yet: make it again
+            run.say(f"  recheck: backup {bid} is damaged; making it again")
+            shutil.rmtree(run.install.backups_dir / bid, ignore_errors=True)
+            s.artifacts(1).pop("backup_id", None)
+            s.mark_undone(1)
+        return
+    if phase.recheck is None:
+        return
+    if phase.recheck(run):
+        run.say(f"  rechecked phase {phase.number} ({phase.name}): as planned")
+        return
+    run.say(f"  recheck of phase {phase.number} ({phase.name}) found its result changed; "
+            "re-running it")
+    if phase.number == 3:
+        s.forget_steps("server:")
+    s.mark_undone(phase.number)
+
+
+# -- running one phase ----------------------------------------------------------------------
+def run_phase(run: Run, n: int) -> None:
+    """Run phase ``n`` of the run's session (starting or resuming it first), unless done."""
+    o = run.opts
+    if o.hosts:
+        return  # the phases run on each host (upgrade_tasks/fleet.py), not here
+    if o.dry_run:
+        if n == 0:
+            dry_run(run)
+        return
+    signals.install_handlers()
+    if run.session is None and not run.noop:
+        try:
+            begin(run)
+        except KeyboardInterrupt:
+            close(run)
+            raise Interrupted("interrupted before any change", "Ctrl-C during pre-flight",
+                              "nothing was changed; rerun when ready") from None
+        except BaseException:
+            close(run)
+            raise
+    if run.noop:
+        return
+    s = run.session
+    assert s is not None
+    if n in s.completed:
+        return
+    phase = TABLE[n]
+    t0 = time.monotonic()
+    run.say(f"{phase.label} ...")
+    try:
+        s.begin_phase(n)
+        faults.point(f"phase-start:{phase.name}")
+        summary = phase.step(run)
+        s.mark_done(n, time.monotonic() - t0, summary)
+        run.say(f"{phase.label} ok ({time.monotonic() - t0:.2f}s): {summary}")
+    except BaseException as exc:  # noqa: B036 - Ctrl-C must roll back too
+        on_failure(run, phase, exc, time.monotonic() - t0)
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, UpgradeError):
+        return exc.what + (f" ({exc.why})" if exc.why else "")
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted (Ctrl-C or SIGTERM)"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def on_failure(run: Run, phase: Phase, exc: BaseException, dt: float) -> None:
+    """Apply the phase's failure policy and raise the error the user sees."""
+    s = run.session
+    assert s is not None
+    what = _describe(exc)
+    run.say(f"{phase.label} FAILED ({dt:.2f}s): {what}")
+    try:
+        s.mark_failed(phase.number, dt, what)
+    except OSError:
+        pass
+    if phase.on_failure == "abort":
+        with signals.deferred():
+            bid = s.backup_id
+            if bid:
+                for p in (run.install.backups_dir / bid,
+                          run.install.backups_dir / (bid + ".partial")):
+                    if p.exists():
+                        shutil.rmtree(p, ignore_errors=True)
+            s.set_status(Status.ABORTED, error=what, finished_at=now_iso())
+            report.write_reports_or_warn(run.install, s, run.say)
+            close(run)
+        if isinstance(exc, KeyboardInterrupt):
+            raise Interrupted("interrupted during the backup", "nothing was changed",
+                              "rerun `invoke upgrade` when ready") from exc
+        raise PreflightError(
+            "the backup could not be made; nothing was changed",
+            what,
+            "fix the cause (disk space? permissions?) and rerun `invoke upgrade`",
+        ) from exc
+    if phase.on_failure == "finish":
+        close(run)
+        raise CleanupError("the upgrade was applied and validated, but its cleanup failed", what,
+                           "rerun `invoke upgrade` to finish the cleanup (reports, version record, "
+                           "pruning)") from exc
+    run.say(f"rolling back automatically (phase {phase.number} failed) ...")
+    try:
+        res = rollback_session(run, s, reason=f"phase {phase.number} ({phase.name}) failed: "
+                               f"{what}")
+    except UpgradeError as rb_exc:
+        raise RollbackError(
+            f"phase {phase.number} ({phase.name}) failed and the automatic rollback failed too",
+            f"{what}; rollback: {rb_exc.what} ({rb_exc.why})",
+            f"restore by hand from {run.install.backups_dir / (s.backup_id or '?')} "
+            f"(files/ holds the originals, MANIFEST.json lists them), or rerun "
+            f"`invoke rollback --project {run.install.project}`",
+        ) from exc
+    hint = exc.hint if isinstance(exc, UpgradeError) and exc.hint else ""
+    raise PhaseError(
+        f"upgrade failed in phase {phase.number} ({phase.name}) and was rolled back",
+        what,
+        (hint + ". " if hint else "") + f"the install is as before ({res.summary()}); "
+        f"report: {run.install.reports_dir / (s.id + '.md')}",
+    ) from exc
+
+
+# -- the end of a run --------------------------------------------------------------------------
+def finish(run: Run) -> None:
+    """The ``upgrade`` task's own work: release the lock and print the summary of a
+    completed session (where to look, what needs the user's attention)."""
+    s = run.session
+    if run.opts.hosts or run.opts.dry_run or run.noop or s is None:
+        close(run)
+        return
+    if s.status != Status.COMPLETED:  # pragma: no cover - upgrade runs after cleanup
+        close(run)
+        return
+    paths = report.write_reports_or_warn(run.install, s, run.say)
+    close(run)
+    arts3 = s.artifacts(3)
+    say = run.say
+    say("")
+    say(f"upgrade complete: {run.install.root} is at {run.need()[1].short}")
+    for item in s.artifacts(2).get("attention", []):
+        say(f"  needs your attention: {item}")
+    for pat in s.artifacts(2).get("gitignore_not_ignored", []):
+        say(f"  warning: git does not ignore {pat} (a rule in .gitignore overrides ours)")
+    for st in arts3.get("stopped", []):
+        say(f"  stopped the running MCP server pid {st['pid']} ({st['transport']}): "
+            "reload it in your IDE (Cursor: Settings > MCP > toggle praxis-os) to use the new code")
+    if arts3.get("restart_note"):
+        say(f"  {arts3['restart_note']}")
+    for n in run.notes:
+        say(f"  note: {n}")
+    if paths:
+        say(f"  report: {paths[1]}")
+
+
+def close(run: Run) -> None:
+    """Release what the run holds (the lock). Safe to call more than once."""
+    run.release()
+
+
+def run_upgrade(opts: Options, printer: Callable[[str], None] | None = None) -> Run:
+    """The whole upgrade in this process: every phase in order, then :func:`finish` (what the
+    ``upgrade`` task chain does; the host engine, the demo and the tests call it)."""
+    run = Run.of(opts) if printer is None else Run.of(opts, printer)
+    try:
+        for phase in TABLE:
+            run_phase(run, phase.number)
+        finish(run)
+    finally:
+        close(run)
+    return run

@@ -1,0 +1,80 @@
+"""What is installed: the *base* of every system file, the content we installed there.
+
+From the installed manifest when there is one; for installs made by copying (every
+install in the world before this upgrader), recognised from the source's history
+(:mod:`upgrade_tasks.history`). The planner classifies each file against it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+from .gitutil import git_blob_id
+from .history import History, local_system_files, recognise
+from .layout import Install
+from .manifest import InstalledManifest
+from .source import BlobReader
+
+
+@dataclass
+class Base:
+    """What is installed: per target path, the sha256 and (when known) git blob id."""
+
+    origin: str  # "manifest", "history" or "none"
+    commit: str | None
+    files: dict[str, tuple[str, str | None]] = field(default_factory=dict)
+    share: float | None = None
+    pristine: int = 0
+    edited: int = 0
+    note: str = ""
+
+
+def from_manifest(m: InstalledManifest) -> Base:
+    files = {t: (sha, m.blobs.get(t)) for t, sha in m.files.items()}
+    return Base("manifest", m.source_commit, files, note=f"installed manifest: commit "
+                f"{m.source_commit[:10]}, {len(files)} files")
+
+
+def from_history(install: Install, hist: History, reader: BlobReader) -> Base:
+    """Recognise pristine files from the source's history (installs without a manifest)."""
+    local = local_system_files(install)
+    blobs: dict[str, str] = {}
+    shas: dict[str, str] = {}
+    for t, p in local.items():
+        data = p.read_bytes()
+        blobs[t] = git_blob_id(data)
+        shas[t] = hashlib.sha256(data).hexdigest()
+    rec = recognise(install, hist, blobs)
+    files: dict[str, tuple[str, str | None]] = {}
+    for t, blob in rec.tree_at_installed.items():
+        if t not in local:  # installed at that commit, absent now
+            gone = reader.read(blob)
+            if gone is not None:
+                files[t] = (hashlib.sha256(gone).hexdigest(), blob)
+    for t, blob in rec.pristine.items():
+        files[t] = (shas[t], blob)
+    for t in rec.edited:
+        base_blob = rec.base_at_installed.get(t)
+        base_data = reader.read(base_blob) if base_blob else None
+        if base_blob and base_data is not None:
+            files[t] = (hashlib.sha256(base_data).hexdigest(), base_blob)
+    base = Base("history", rec.installed_commit, files, share=rec.share,
+                pristine=len(rec.pristine), edited=len(rec.edited))
+    if rec.installed_commit:
+        base.note = (f"no installed manifest: recognised {len(rec.pristine)} pristine and "
+                     f"{len(rec.edited)} edited system files from the source's history; installed "
+                     f"commit looks like {rec.installed_commit[:10]} (explains {rec.share:.0%} of "
+                     "the pristine files)")
+    else:
+        base.note = "no installed manifest and no match in the source's history"
+    return base
+
+
+def load_base(install: Install, manifest: InstalledManifest | None, hist: History,
+              reader: BlobReader) -> Base:
+    if manifest is not None:
+        return from_manifest(manifest)
+    if not hist.changes:
+        return Base("none", None, note="no installed manifest and no source history")
+    return from_history(install, hist, reader)

@@ -1,0 +1,260 @@
+"""Recovery: the automatic rollback of a failed session, and ``invoke rollback``.
+
+Both restore backups with :func:`upgrade_tasks.rollback.restore_backup` (every path
+the run may have touched, nothing else), then check the restored server answers
+and start again a headless server that was stopped. Signals are deferred while
+files are restored.
+
+``invoke rollback`` undoes the last upgrade, or every upgrade back to
+``--backup ID``, newest first: each backup holds the install as it was before
+its own upgrade, so restoring an older one alone would mix versions.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+
+from . import backup as backup_mod
+from . import report, signals
+from . import venv as venv_mod
+from .checkpoint import Session, Status, list_sessions, now_iso, unfinished_session
+from .errors import RollbackError, UpgradeError, UsageError
+from .fsutil import sweep_temp_files
+from .layout import Install
+from .lock import UpgradeLock, probe_lock
+from .mcp_client import probe_stdio
+from .options import Options
+from .plan import NEW_SUFFIX, Action, Plan
+from .preflight import check_target
+from .restart import restart_stopped, start_checked
+from .rollback import RestoreResult, restore_backup
+from .runstate import Run
+from .server_process import find_running_servers, stop_server
+
+
+def allowed_after(s: Session | None) -> dict[str, str]:
+    """Path -> sha256 the session wrote there (content a rollback may replace without saving
+    it aside: anything else found there is a later edit)."""
+    out: dict[str, str] = {}
+    if s is None or s.plan is None:
+        return out
+    plan = Plan.from_json(s.plan)
+    for a in plan.actions:
+        for rel, sha in a.expected_after().items():
+            if sha:
+                out[rel] = sha
+        if a.new_sha and a.action in (Action.ADD, Action.UPDATE, Action.CONFLICT):
+            out[a.target + NEW_SUFFIX] = a.new_sha  # written instead when it met a change
+    for rel, sha in s.artifacts(3).get("server_tree", {}).items():
+        out[rel] = sha
+    return out
+
+
+def revalidate(inst: Install, opts: Options) -> str:
+    """Does the restored server answer? (A sentence for the report.)"""
+    if not (inst.venv_python.exists() and inst.server_dir.is_dir()):
+        return "not checked (no venv or server)"
+    try:
+        r = probe_stdio(inst.venv_python, inst.project, timeout=opts.probe_timeout)
+    except UpgradeError as exc:
+        return f"does NOT answer: {exc.what}"
+    return f"answers with {len(r.tools)} tools"
+
+
+def _stop_servers(inst: Install, opts: Options) -> bool:
+    """Stop this install's running servers; whether one served over HTTP (restart it later)."""
+    http = False
+    if not opts.no_restart:
+        for srv in find_running_servers(inst):
+            http |= srv.transport in ("http", "dual")
+            stop_server(srv.pid)
+    return http
+
+
+# -- the automatic rollback ---------------------------------------------------------------
+def rollback_session(run: Run, s: Session, reason: str) -> RestoreResult:
+    """Restore the session's backup after a failed phase (or finish an interrupted one)."""
+    inst = run.install
+    with signals.deferred():
+        t0 = time.monotonic()
+        if not s.backup_id:
+            s.set_status(Status.ROLLED_BACK, error=reason, finished_at=now_iso(),
+                         rollback="nothing to restore (no backup was made)")
+            report.write_reports_or_warn(inst, s, run.say)
+            run.release()
+            return RestoreResult()
+        if s.status != Status.ROLLING_BACK:
+            s.set_status(Status.ROLLING_BACK, error=reason)
+        try:
+            b = backup_mod.load_backup(inst, s.backup_id)
+            _stop_servers(inst, run.opts)
+            res = restore_backup(inst, b, allowed_after(s))
+        except Exception as exc:
+            err = exc if isinstance(exc, UpgradeError) else RollbackError(
+                "the rollback stopped part-way", f"{type(exc).__name__}: {exc}",
+                f"rerun `invoke rollback --project {inst.project}` (it resumes)")
+            s.set_status(Status.ROLLBACK_FAILED, error=f"{reason}; rollback: {err.what}")
+            report.write_reports_or_warn(inst, s, run.say)
+            run.release()
+            raise err from exc
+        venv_mod.prune_venvs(inst, backup_mod.venv_refs(inst))
+        summary = (f"{res.summary()} in {time.monotonic() - t0:.2f}s; restored server: "
+                   f"{revalidate(inst, run.opts)}")
+        try:
+            again = restart_stopped(inst, s, run.opts)
+            if again:
+                summary += f"; restarted over HTTP as pid {again['pid']} at {again['url']}"
+        except UpgradeError as exc:
+            summary += f"; the old server could NOT be restarted: {exc.what}"
+        s.set_status(Status.ROLLED_BACK, error=reason, finished_at=now_iso(), rollback=summary)
+        report.append_update_log(
+            inst, f"{now_iso()} | rolled back session {s.id} | {reason} | backup {s.backup_id}")
+        report.write_reports_or_warn(inst, s, run.say)
+        run.release()
+        run.say(f"rollback complete: {summary}")
+        return res
+
+
+# -- invoke rollback ------------------------------------------------------------------------------
+@dataclass
+class Chain:
+    """The backups to restore, newest first, each with the session that made it."""
+
+    target: str
+    links: list[tuple[str, Session | None]]
+
+
+def _nothing_to_roll_back(inst: Install) -> UsageError:
+    if inst.lock_file.exists() and not probe_lock(inst.lock_file):
+        # a run killed before its session existed may have left a temp file of its lock
+        # record; sweep it under the lock (never while another run holds it)
+        sweeper = UpgradeLock(inst.lock_file, inst.lock_owner_file)
+        try:
+            sweeper.acquire("rollback", " ".join(sys.argv[:6]))
+            sweep_temp_files({inst.root, inst.state_dir})
+        except UpgradeError:
+            pass
+        finally:
+            sweeper.release()
+    return UsageError(
+        "nothing to roll back",
+        f"no upgrade has made a backup in {inst.backups_dir} (or they were pruned)",
+        "nothing to do: the install was not changed by an upgrade",
+    )
+
+
+def _abort_unstarted(inst: Install, un: Session) -> str:
+    """The unfinished run never completed its backup, so it changed nothing: mark it aborted."""
+    lock = UpgradeLock(inst.lock_file, inst.lock_owner_file)
+    lock.acquire("rollback", " ".join(sys.argv[:6]))
+    try:
+        if un.backup_id:
+            shutil.rmtree(inst.backups_dir / (un.backup_id + ".partial"), ignore_errors=True)
+        un.set_status(Status.ABORTED, finished_at=now_iso(),
+                      error="interrupted before its backup was complete; nothing was changed")
+        report.append_update_log(inst, f"{now_iso()} | aborted session {un.id} | "
+                                 "interrupted before any change")
+    finally:
+        lock.release()
+    return (f"session {un.id} was interrupted before it changed anything; marked aborted. "
+            "Nothing to restore.")
+
+
+def plan_chain(inst: Install, ids: list[str], wanted: str, un: Session | None) -> Chain:
+    """Which backups ``invoke rollback`` restores, newest first."""
+    by_backup = {s.backup_id: s for s in list_sessions(inst.state_dir) if s.backup_id}
+    if wanted:
+        target = wanted
+    elif un is not None and un.backup_id:
+        target = un.backup_id
+    else:
+        live = [bid for bid in ids if bid not in by_backup
+                or by_backup[bid].status not in (Status.ROLLED_BACK, Status.ABORTED)]
+        if not live:
+            raise UsageError(
+                "nothing to roll back",
+                "every upgrade with a backup here was already rolled back",
+                "pass --backup ID to restore a specific backup again (see `invoke status`)",
+            )
+        target = live[-1]
+    if target not in ids:
+        raise UsageError(
+            f"backup {target} not found",
+            f"available: {', '.join(ids)}",
+            "pass one of them with --backup ID",
+        )
+    sessions = {s.id: s for s in list_sessions(inst.state_dir)}
+    links: list[tuple[str, Session | None]] = []
+    for bid in reversed(ids):
+        if bid < target:
+            break
+        b = backup_mod.load_backup(inst, bid)
+        sess = sessions.get(str(b.manifest.get("session_id")))
+        if bid != target and sess is not None and sess.status in (Status.ROLLED_BACK,
+                                                                  Status.ABORTED):
+            continue
+        links.append((bid, sess))
+    return Chain(target, links)
+
+
+def _restore_chain(run: Run, chain: Chain) -> list[str]:
+    inst = run.install
+    done = []
+    for bid, sess in chain.links:
+        b = backup_mod.load_backup(inst, bid)
+        try:
+            res = restore_backup(inst, b, allowed_after(sess))
+        except Exception as exc:
+            err = exc if isinstance(exc, UpgradeError) else RollbackError(
+                "the rollback stopped part-way", f"{type(exc).__name__}: {exc}",
+                f"rerun `invoke rollback --project {inst.project}` (it resumes), or restore "
+                f"by hand from {b.path}/files/")
+            if sess is not None:
+                sess.set_status(Status.ROLLBACK_FAILED, error=err.what)
+            raise err from exc
+        done.append(f"{bid}: {res.summary()}")
+        if sess is not None:
+            sess.set_status(Status.ROLLED_BACK, finished_at=now_iso(),
+                            rollback=f"by hand from backup {bid}: {res.summary()}",
+                            error=sess.error or "rolled back by hand")
+            report.write_reports_or_warn(inst, sess, run.say)
+        report.append_update_log(
+            inst, f"{now_iso()} | rolled back by hand to backup {bid} | "
+            f"session {sess.id if sess else 'unknown'}")
+    return done
+
+
+def manual_rollback(opts: Options) -> str:
+    """``invoke rollback``: restore the latest backup (or ``--backup ID``), newest first."""
+    inst = Install(opts.project)
+    check_target(inst)
+    signals.install_handlers()
+    ids = backup_mod.list_backups(inst)
+    un = unfinished_session(inst.state_dir)
+    if not ids and un is None:
+        raise _nothing_to_roll_back(inst)
+    if un is not None and not opts.backup and (not un.backup_id or un.backup_id not in ids):
+        return _abort_unstarted(inst, un)
+    chain = plan_chain(inst, ids, opts.backup, un)
+    run = Run.of(opts)
+    run.take_lock("rollback")
+    sweep_temp_files({inst.root, inst.state_dir})
+    try:
+        with signals.deferred():
+            http_was_running = _stop_servers(inst, opts)
+            done = _restore_chain(run, chain)
+        venv_mod.prune_venvs(inst, backup_mod.venv_refs(inst))
+    finally:
+        run.release()
+    lines = ["rollback complete:"] + [f"  {d}" for d in done]
+    lines.append(f"  restored server: {revalidate(inst, opts)}")
+    if http_was_running:
+        try:
+            r = start_checked(inst, opts)
+            lines.append(f"  restarted over HTTP as pid {r['pid']} at {r['url']}")
+        except UpgradeError as exc:
+            lines.append(f"  the restored server could NOT be restarted: {exc.what} ({exc.why})")
+    return "\n".join(lines)

@@ -1,0 +1,62 @@
+"""The state of one run: what this process knows about the upgrade it drives.
+
+One :class:`Run` is made per command (by the Invoke executor, the host engine, the
+demo or a test) and passed explicitly to the driver and the phases; nothing about a
+run lives at module level. The checkpoint on disk is the truth that survives the
+process; a Run is the process's handle on it (the session, the lock it holds, the
+opened source and the plan).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from .checkpoint import Session
+from .layout import Install
+from .lock import UpgradeLock
+from .options import Options
+from .plan import Plan
+from .source import Source
+
+
+def say(msg: str) -> None:
+    """The default printer: a line on stdout, flushed (hosts stream it to the controller)."""
+    print(msg, flush=True)
+
+
+@dataclass
+class Run:
+    """One command's run: its options and the session it started or resumed."""
+
+    opts: Options
+    install: Install
+    say: Callable[[str], None] = say
+    session: Session | None = None
+    source: Source | None = None
+    plan: Plan | None = None
+    lock: UpgradeLock | None = None
+    resumed: bool = False
+    noop: bool = False
+    notes: list[str] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, opts: Options, printer: Callable[[str], None] = say) -> Run:
+        return cls(opts, Install(opts.project), printer)
+
+    def need(self) -> tuple[Session, Source, Plan]:
+        """Session, source and plan of a started run (phases 1-5 run only after phase 0)."""
+        assert self.session is not None and self.source is not None and self.plan is not None
+        return self.session, self.source, self.plan
+
+    def take_lock(self, session_id: str) -> None:
+        if self.lock is None:
+            lock = UpgradeLock(self.install.lock_file, self.install.lock_owner_file)
+            lock.acquire(session_id, " ".join(sys.argv[:6]))
+            self.lock = lock
+
+    def release(self) -> None:
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None

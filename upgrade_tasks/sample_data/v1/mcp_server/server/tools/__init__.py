@@ -1,0 +1,1 @@
+"""MCP tool modules; each exposes a ``register_*_tools(mcp)`` function."""

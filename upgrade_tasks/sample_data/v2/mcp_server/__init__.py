@@ -1,0 +1,1 @@
+"""prAxIs OS MCP server (stdlib-only sample)."""

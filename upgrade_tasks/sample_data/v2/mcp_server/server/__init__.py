@@ -1,0 +1,1 @@
+"""Server wiring: tool modules and their registry."""
