@@ -15,6 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from upgrade_tasks import options
 from upgrade_tasks.layout import Install
 from upgrade_tasks.preflight import run_preflight
 from upgrade_tasks.sample import install_at
@@ -66,9 +67,10 @@ def measure(files: int = 1000, commits: int = 100, runs: int = 5) -> list[dict[s
                 f.write_text(f.read_text() + "user note\n")
             times = []
             plan = None
+            opts = options.resolve({"source": str(repo), "project": str(proj), "no_restart": True})
             for _ in range(runs):
                 t0 = time.perf_counter()
-                plan = run_preflight(Install(proj), str(repo), "merge", "auto", True).plan
+                plan = run_preflight(Install(proj), opts).plan
                 times.append(time.perf_counter() - t0)
             assert plan is not None
             rows.append({"case": label, "files": files, "commits": commits,

@@ -9,8 +9,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from upgrade_tasks.restart import wait_http
 from upgrade_tasks.layout import Install
+from upgrade_tasks.restart import wait_http
 from upgrade_tasks.sample import make_project
 from upgrade_tasks.sample_source import make_source_repo
 from upgrade_tasks.server_process import start_headless, stop_server

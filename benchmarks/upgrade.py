@@ -28,6 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from upgrade_tasks.layout import map_source_path
 from upgrade_tasks.mcp_client import probe_stdio
 from upgrade_tasks.sample import make_project
 from upgrade_tasks.sample_source import make_source_repo
@@ -226,11 +227,9 @@ def measure(label: str, baselines: bool = False, **scale: int) -> dict[str, floa
                 p = fresh(proj, f"f{i}") / ".praxis-os"
                 pairs = []
                 for c in changed:
-                    for s, t in (("universal/standards/", "standards/universal/"),
-                                 ("universal/workflows/", "workflows/"), ("scripts/", "scripts/"),
-                                 ("mcp_server/", "mcp_server/")):
-                        if c.startswith(s) and (src / c).exists():
-                            pairs.append((src / c, p / (t + c[len(s):])))
+                    mapped = map_source_path(c)
+                    if mapped and mapped[0] != "config" and (src / c).exists():
+                        pairs.append((src / c, p / mapped[1]))
                 try:
                     t0 = time.perf_counter()
                     for a, b in pairs:

@@ -20,7 +20,9 @@ from conftest import (
     upgrade,
     wait_for,
 )
+from scenario_lib import git
 
+from upgrade_tasks.layout import map_source_path
 from upgrade_tasks.sample import (
     EDITED_CONFLICT,
     EDITED_LOCAL,
@@ -38,13 +40,8 @@ def expected_v2(rel_source: str) -> bytes:
 
 
 def _v2_target(src_rel: str) -> str | None:
-    if src_rel.startswith("universal/standards/"):
-        return "standards/universal/" + src_rel[len("universal/standards/"):]
-    if src_rel.startswith("universal/workflows/"):
-        return "workflows/" + src_rel[len("universal/workflows/"):]
-    if src_rel.startswith(("scripts/", "mcp_server/")):
-        return src_rel
-    return None
+    mapped = map_source_path(src_rel)
+    return mapped[1] if mapped and mapped[0] != "config" else None
 
 
 def test_happy_path_upgrades_and_keeps_user_work(project: Path, source: SampleSource) -> None:
@@ -121,7 +118,7 @@ def test_second_upgrade_to_same_commit_changes_nothing(project: Path, source: Sa
     before = digest(project)
     r = upgrade(source, project)
     assert r.code == 0, r.text
-    assert "already up to date" in r.out
+    assert r.out.count("already up to date") == 1
     assert digest(project) == before
 
 
@@ -327,14 +324,30 @@ def test_manual_rollback_after_success_restores_everything(project: Path,
 
 def test_rollback_of_older_backup_undoes_newer_upgrades_first(tmp_path: Path,
                                                               source: SampleSource) -> None:
+    """v1 -> v2 -> v3, then ``rollback --backup <v2's backup>``: the v3 upgrade is undone
+    first (its backup holds v2), then v2's (which holds v1). v3 adds a standard v2 never had
+    and changes the server, so restoring v2's backup alone would leave v3's file behind."""
+    repo = tmp_path / "src"
+    git(tmp_path, "clone", "-q", str(source.path), str(repo))
+    added = repo / "universal" / "standards" / "testing" / "mutation-testing.md"
+    added.write_text("# Mutation testing\n\nKill the mutants.\n")
+    (repo / "mcp_server" / "version.py").write_text('__version__ = "3.0.0"\n')
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "v3")
     proj = make_project(tmp_path / "p", source.path, source.v1)
     v1 = digest(proj)
-    # upgrade to v2 twice (second is a no-op) then roll back to the first backup
-    assert upgrade(source, proj).code == 0
-    backups = sorted(p.name for p in (proj / P / ".backups").iterdir() if p.is_dir())
-    r = invoke("rollback", "--project", str(proj), "--backup", backups[0])
+    assert upgrade(source, proj).code == 0  # -> v2
+    first = sorted(p.name for p in (proj / P / ".backups").iterdir() if p.is_dir())
+    assert upgrade(repo, proj).code == 0  # -> v3
+    assert (proj / P / "standards/universal/testing/mutation-testing.md").exists()
+    second = sorted(p.name for p in (proj / P / ".backups").iterdir() if p.is_dir())
+    assert len(first) == 1 and len(second) == 2
+    newer = (set(second) - set(first)).pop()
+    r = invoke("rollback", "--project", str(proj), "--backup", first[0])
     assert r.code == 0, r.text
+    assert r.out.index(newer) < r.out.index(first[0])  # newest first
     assert digest(proj) == v1
+    assert [s["status"] for s in sessions(proj)] == ["rolled_back", "rolled_back"]
 
 
 def test_backups_are_pruned_to_the_last_three(tmp_path: Path, source: SampleSource) -> None:

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scenario_lib import build_repo, make_install, run_upgrade
 
-from upgrade_tasks.backup import backup_file
+from upgrade_tasks.backup_store import backup_file
 
 SRC_PATHS = ["universal/standards/a.md", "universal/standards/b.md", "universal/standards/d/c.md",
              "universal/workflows/w/phase.md", "scripts/s.sh"]

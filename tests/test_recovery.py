@@ -126,12 +126,6 @@ def test_nested_symlink_is_refused_and_its_target_untouched(tmp_path: Path,
     assert {p.name: p.read_bytes() for p in outside.iterdir()} == snap
 
 
-def test_noop_prints_one_line(project: Path, source: SampleSource) -> None:
-    assert upgrade(source, project).code == 0
-    r = upgrade(source, project)
-    assert r.code == 0 and r.out.count("already up to date") == 1
-
-
 def test_resume_from_a_git_url_after_the_remote_moved(tmp_path: Path, source: SampleSource) -> None:
     remote = tmp_path / "remote"
     subprocess.run(["git", "clone", "-q", "--bare", str(source.path), str(remote)], check=True)

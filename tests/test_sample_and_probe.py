@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from upgrade_tasks.errors import ProbeError, UsageError
+from upgrade_tasks.layout import map_source_path
 from upgrade_tasks.mcp_client import (
     probe_http,
     probe_stdio,
@@ -51,14 +52,10 @@ def install(tmp_path: Path, files: dict[str, bytes]) -> Path:
     base = project / ".praxis-os"
     base.mkdir(parents=True)
     for rel, data in files.items():
-        if rel.startswith("mcp_server/"):
-            target = base / rel
-        elif rel.startswith("universal/standards/"):
-            target = base / "standards" / "universal" / rel[len("universal/standards/") :]
-        elif rel.startswith("universal/workflows/"):
-            target = base / "workflows" / rel[len("universal/workflows/") :]
-        else:
+        mapped = map_source_path(rel)
+        if mapped is None or mapped[1].startswith("scripts/") or mapped[0] == "config":
             continue
+        target = base / mapped[1]
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(data)
     return project

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from scenario_lib import build_repo, git, make_install, options, run_upgrade
 
-from upgrade_tasks.recovery import manual_rollback
 from upgrade_tasks.errors import UpgradeError
 from upgrade_tasks.layout import Install
 from upgrade_tasks.preflight import run_preflight
+from upgrade_tasks.recovery import manual_rollback
 
 S = "universal/standards/"
 T = "standards/universal/"
@@ -199,11 +199,11 @@ def test_scenario(sc: Scenario, tmp_path: Path) -> None:
     install = Install(proj)
     if sc.exit is not None:
         with pytest.raises(UpgradeError) as info:
-            run_preflight(install, str(repo), sc.policy, "auto", False)
+            run_preflight(install, options(repo, install.project, on_conflict=sc.policy))
         assert info.value.exit_code == sc.exit, info.value.render()
         assert info.value.hint  # says what to do next
         return
-    plan = run_preflight(install, str(repo), sc.policy, "auto", False).plan
+    plan = run_preflight(install, options(repo, install.project, on_conflict=sc.policy)).plan
     got = {a.target: a.action + (f":{a.resolution}" if a.action == "conflict" else "")
            for a in plan.actions}
     for target, want in sc.plan.items():
@@ -230,7 +230,7 @@ def test_scenario(sc: Scenario, tmp_path: Path) -> None:
              ".praxis-os/.backups/x", ".praxis-os/.cache/state/x.json", ".praxis-os/venv/bin/python",
              ".praxis-os/mcp_server/__pycache__/x.pyc"], capture_output=True, text=True)
         assert len(check.stdout.splitlines()) == 5, check.stdout
-        again = run_preflight(install, str(repo), sc.policy, "auto", False).plan
+        again = run_preflight(install, options(repo, install.project, on_conflict=sc.policy)).plan
         assert "../.gitignore" not in {a.target for a in again.actions}  # idempotent
     if sc.id.startswith("legacy-install"):
         assert plan.base_origin == "history"

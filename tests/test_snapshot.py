@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from conftest import digest, upgrade
 
+from upgrade_tasks.checkout import open_checkout
 from upgrade_tasks.errors import PreflightError, UsageError
 from upgrade_tasks.fleet import controller_dir
-from upgrade_tasks.checkout import open_checkout
 from upgrade_tasks.gitutil import CatFile
 from upgrade_tasks.history import load_history
 from upgrade_tasks.sample import make_project

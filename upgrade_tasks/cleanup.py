@@ -5,8 +5,7 @@ the user to rerun ``invoke upgrade`` when a step fails)."""
 
 from __future__ import annotations
 
-from . import backup as backup_mod
-from . import faults, report
+from . import backup_store, faults, report
 from . import venv as venv_mod
 from .checkpoint import now_iso
 from .runstate import Run
@@ -24,8 +23,8 @@ def step(run: Run) -> str:
             f"backup {s.backup_id} | session {s.id}")
     report.append_update_log_once(inst, line, s.id)
     faults.point("cleanup:logged")
-    pruned = backup_mod.prune_backups(inst, run.opts.keep_backups, s.backup_id)
-    pruned_envs = venv_mod.prune_venvs(inst, backup_mod.venv_refs(inst))
+    pruned = backup_store.prune_backups(inst, run.opts.keep_backups, s.backup_id)
+    pruned_envs = venv_mod.prune_venvs(inst, backup_store.venv_refs(inst))
     s.artifacts(5).update({"pruned_venvs": pruned_envs, "old_backups_pruned": pruned,
                            "update_log_appended": True})
     s.note(finished_at=now_iso())

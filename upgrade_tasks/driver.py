@@ -95,8 +95,7 @@ def begin(run: Run) -> None:
     run.say(f"{label} ...")
     o = run.opts
     tty = not o.yes and sys.stdin is not None and sys.stdin.isatty()
-    pre = run_preflight(inst, o.source, o.on_conflict, o.deps, o.no_restart, o.allow_downgrade,
-                        interactive=tty)
+    pre = run_preflight(inst, o, interactive=tty)
     if pre.plan.is_noop:
         run.noop = True
         run.say(f"{label} ok ({time.monotonic() - t0:.2f}s): already up to date at "

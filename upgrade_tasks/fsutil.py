@@ -141,7 +141,9 @@ def lstat_or_none(path: Path) -> os.stat_result | None:
 
 
 def file_sha_or_none(path: Path) -> str | None:
-    """sha256 of a regular file, ``None`` when absent; symlinks count as absent-ish (raise)."""
+    """What is at ``path``, as one string the planner compares: the sha256 of a regular file,
+    ``None`` when nothing is there, ``"symlink:<target>"`` for a link and ``"special:<mode>"``
+    for a directory, FIFO, socket or device (never equal to any checksum, never opened)."""
     st = lstat_or_none(path)
     if st is None:
         return None

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .backup import estimate_size
+from .backup_store import estimate_size
 from .checkpoint import PHASES, unfinished_session
 from .errors import ConflictAbort, PreflightError, UsageError
 from .installed import Base, load_base
@@ -25,6 +25,7 @@ from .layout import Install, SymlinkInPath
 from .lock import describe_owner, probe_lock
 from .manifest import read_installed_manifest
 from .mcp_client import tools_declared
+from .options import Options
 from .plan import (
     MERGE_SUFFIX,
     NEW_SUFFIX,
@@ -180,19 +181,19 @@ def ask_conflicts(plan: Plan, install: Install, source: Source, reader: BlobRead
                                "s": "skip", "m": "merge"}[ans], "resolution": a.resolution or ""})
 
 
-def run_preflight(install: Install, source_spec: str, on_conflict: str, deps: str,
-                  no_restart: bool, allow_downgrade: bool = False,
-                  interactive: bool = False) -> PreflightResult:
+def run_preflight(install: Install, opts: Options, interactive: bool = False) -> PreflightResult:
+    """Every check, and the plan. Reads only; a refusal raises and changes nothing."""
     check_target(install)
-    source = open_source(source_spec)
+    on_conflict = opts.on_conflict
+    source = open_source(opts.source)
     manifest, _note = read_installed_manifest(install.installed_manifest)
     hist = source.history()
     reader = source.blob_reader()
     try:
         base = load_base(install, manifest, hist, reader)
-        downgrade = check_downgrade(source, base.commit, allow_downgrade)
+        downgrade = check_downgrade(source, base.commit, opts.allow_downgrade)
         running = None
-        if not no_restart:
+        if not opts.no_restart:
             servers = find_running_servers(install)
             if servers:
                 running = (servers[0].pid, servers[0].transport)
@@ -201,7 +202,7 @@ def run_preflight(install: Install, source_spec: str, on_conflict: str, deps: st
         except Exception:
             tools = set()
         try:
-            plan = plan_upgrade(install, source, base, on_conflict, deps, running, reader, hist,
+            plan = plan_upgrade(install, source, base, on_conflict, opts.deps, running, reader, hist,
                                 tools)
         except SymlinkInPath as exc:
             raise PreflightError(
@@ -259,8 +260,8 @@ def dry_run(run: Run) -> None:
         run.say(render_plan(Plan.from_json(unfinished.plan), inst, header="Plan"))
         return
     o = run.opts
-    pre = run_preflight(inst, o.source, o.on_conflict if o.on_conflict != "ask" else "keep",
-                        o.deps, o.no_restart, o.allow_downgrade)
+    # a dry run never asks: "ask" is planned as "keep" (what an unanswered question leaves)
+    pre = run_preflight(inst, o.replace(on_conflict="keep") if o.on_conflict == "ask" else o)
     run.say(render_plan(pre.plan, inst, header="Dry run (nothing written)"))
     if probe_lock(inst.lock_file):
         run.say(f"  lock: another upgrade is running ({describe_owner(inst.lock_owner_file)})")

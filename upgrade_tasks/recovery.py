@@ -17,8 +17,7 @@ import sys
 import time
 from dataclasses import dataclass
 
-from . import backup as backup_mod
-from . import report, signals
+from . import backup_store, report, signals
 from . import venv as venv_mod
 from .checkpoint import Session, Status, list_sessions, now_iso, unfinished_session
 from .errors import RollbackError, UpgradeError, UsageError
@@ -89,7 +88,7 @@ def rollback_session(run: Run, s: Session, reason: str) -> RestoreResult:
         if s.status != Status.ROLLING_BACK:
             s.set_status(Status.ROLLING_BACK, error=reason)
         try:
-            b = backup_mod.load_backup(inst, s.backup_id)
+            b = backup_store.load_backup(inst, s.backup_id)
             _stop_servers(inst, run.opts)
             res = restore_backup(inst, b, allowed_after(s))
         except Exception as exc:
@@ -100,7 +99,7 @@ def rollback_session(run: Run, s: Session, reason: str) -> RestoreResult:
             report.write_reports_or_warn(inst, s, run.say)
             run.release()
             raise err from exc
-        venv_mod.prune_venvs(inst, backup_mod.venv_refs(inst))
+        venv_mod.prune_venvs(inst, backup_store.venv_refs(inst))
         summary = (f"{res.summary()} in {time.monotonic() - t0:.2f}s; restored server: "
                    f"{revalidate(inst, run.opts)}")
         try:
@@ -191,7 +190,7 @@ def plan_chain(inst: Install, ids: list[str], wanted: str, un: Session | None) -
     for bid in reversed(ids):
         if bid < target:
             break
-        b = backup_mod.load_backup(inst, bid)
+        b = backup_store.load_backup(inst, bid)
         sess = sessions.get(str(b.manifest.get("session_id")))
         if bid != target and sess is not None and sess.status in (Status.ROLLED_BACK,
                                                                   Status.ABORTED):
@@ -204,7 +203,7 @@ def _restore_chain(run: Run, chain: Chain) -> list[str]:
     inst = run.install
     done = []
     for bid, sess in chain.links:
-        b = backup_mod.load_backup(inst, bid)
+        b = backup_store.load_backup(inst, bid)
         try:
             res = restore_backup(inst, b, allowed_after(sess))
         except Exception as exc:
@@ -232,7 +231,7 @@ def manual_rollback(opts: Options) -> str:
     inst = Install(opts.project)
     check_target(inst)
     signals.install_handlers()
-    ids = backup_mod.list_backups(inst)
+    ids = backup_store.list_backups(inst)
     un = unfinished_session(inst.state_dir)
     if not ids and un is None:
         raise _nothing_to_roll_back(inst)
@@ -246,7 +245,7 @@ def manual_rollback(opts: Options) -> str:
         with signals.deferred():
             http_was_running = _stop_servers(inst, opts)
             done = _restore_chain(run, chain)
-        venv_mod.prune_venvs(inst, backup_mod.venv_refs(inst))
+        venv_mod.prune_venvs(inst, backup_store.venv_refs(inst))
     finally:
         run.release()
     lines = ["rollback complete:"] + [f"  {d}" for d in done]

@@ -17,7 +17,7 @@ import time
 import uuid
 from pathlib import Path
 
-from . import options
+from . import __version__, options
 from .driver import run_upgrade
 from .errors import UpgradeError, exit_status
 from .options import Options
@@ -215,8 +215,6 @@ def main(argv: list[str] | None = None) -> int:
     if ns.cmd == "go":
         return go(Path(ns.run_dir), ns.project, ns.detach, [a for a in ns.args if a != "--"])
     if ns.cmd == "version":
-        from . import __version__
-
         print(json.dumps({"version": __version__, "python": list(sys.version_info[:3])}))
         return 0
     return 2

@@ -21,42 +21,34 @@ from .layout import Install
 
 
 def build_report(session: Session) -> dict[str, Any]:
-    d = session.data
-    arts = d.get("phase_artifacts", {})
-    content = arts.get("2", {})
+    meta = session.metadata
+    pre, content = session.artifacts(0), session.artifacts(2)
     phases = []
     for i, name in enumerate(PHASES):
-        r = d.get("phase_results", {}).get(str(i))
-        phases.append({"phase": i, "name": name,
-                       "status": (r or {}).get("status", "not run"),
-                       "duration_s": (r or {}).get("duration_s"),
-                       "summary": (r or {}).get("summary", "")})
+        r = session.phase_result(i)
+        phases.append({"phase": i, "name": name, "status": r.get("status", "not run"),
+                       "duration_s": r.get("duration_s"), "summary": r.get("summary", "")})
     return {
         "session_id": session.id,
         "status": session.status,
-        "started_at": d["metadata"].get("started_at"),
-        "finished_at": d["metadata"].get("finished_at", now_iso()),
+        "started_at": meta.get("started_at"),
+        "finished_at": meta.get("finished_at", now_iso()),
         "host": socket.gethostname(),
-        "project": d["metadata"].get("options", {}).get("project"),
-        "source": arts.get("0", {}).get("source_path"),
-        "source_commit_before": arts.get("0", {}).get("installed_commit"),
-        "source_commit_after": arts.get("0", {}).get("source_commit"),
-        "backup_id": arts.get("1", {}).get("backup_id"),
+        "project": meta.get("options", {}).get("project"),
+        "source": pre.get("source_path"),
+        "source_commit_before": pre.get("installed_commit"),
+        "source_commit_after": pre.get("source_commit"),
+        "backup_id": session.backup_id,
         "phases": phases,
-        "files": {
-            "added": content.get("added", []),
-            "updated": content.get("updated", []),
-            "removed": content.get("removed", []),
-            "kept": content.get("kept", []),
-        },
+        "files": {k: content.get(k, []) for k in ("added", "updated", "removed", "kept")},
         "conflicts": content.get("conflicts", []),
         "attention": content.get("attention", []),
         "decisions": content.get("decisions", []),
-        "base": {k: arts.get("0", {}).get(k) for k in ("base_origin", "base_share", "base_note")},
-        "server": arts.get("3", {}),
-        "validation": arts.get("4", {}),
-        "rollback": d["metadata"].get("rollback"),
-        "error": d["metadata"].get("error"),
+        "base": {k: pre.get(k) for k in ("base_origin", "base_share", "base_note")},
+        "server": session.artifacts(3),
+        "validation": session.artifacts(4),
+        "rollback": meta.get("rollback"),
+        "error": meta.get("error"),
     }
 
 

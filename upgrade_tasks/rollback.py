@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import faults
-from .backup import Backup, verify_backup
+from .backup_store import Backup, verify_backup
 from .errors import BackupError, RollbackError
 from .fsutil import (
     atomic_copy,

@@ -33,6 +33,7 @@ from .fsutil import (
 )
 from .layout import Install
 from .manifest import InstalledManifest
+from .options import Options
 from .plan import Plan
 from .runstate import Run
 from .server_process import stop_for_upgrade
@@ -104,7 +105,7 @@ def swap(install: Install) -> None:
 
 
 def install_deps(install: Install, plan: Plan, session: Session, res: ServerResult,
-                 opts: DepsOptions) -> None:
+                 opts: Options) -> None:
     """Build a new environment beside the old one and switch the ``venv`` link to it."""
     sp = plan.server
     arts = session.artifacts(3)
@@ -139,23 +140,14 @@ def install_deps(install: Install, plan: Plan, session: Session, res: ServerResu
         print(f"    warning: {w}", flush=True)
 
 
-@dataclass(frozen=True)
-class DepsOptions:
-    find_links: str = ""
-    offline: bool = False
-    post_install: str = "auto"
-
-
-def run_server(
-    install: Install, source: Source, plan: Plan, session: Session, no_restart: bool,
-    deps_opts: DepsOptions | None = None,
-) -> ServerResult:
+def run_server(install: Install, source: Source, plan: Plan, session: Session,
+               opts: Options) -> ServerResult:
     res = ServerResult()
     arts = session.artifacts(3)
     if plan.server.changed and not session.has_step("server:staged"):
         stage(install, source)
         session.step("server:staged")
-    stop_for_upgrade(install, session, plan.server.must_stop, no_restart)
+    stop_for_upgrade(install, session, plan.server.must_stop, opts.no_restart)
     res.stopped = list(arts.get("stopped", []))
     if plan.server.changed and not session.has_step("server:swapped"):
         swap(install)
@@ -169,7 +161,7 @@ def run_server(
             "rerun `invoke upgrade`; if it persists, `invoke rollback`",
         )
     if not session.has_step("server:deps"):
-        install_deps(install, plan, session, res, deps_opts or DepsOptions())
+        install_deps(install, plan, session, res, opts)
         arts["deps"] = res.deps
         arts["installer"] = res.installer
         session.step("server:deps")
@@ -200,9 +192,7 @@ def verify_server(install: Install, source: Source, plan: Plan) -> list[str]:
 def step(run: Run) -> str:
     """Phase 3: stage, stop, swap, dependencies, installed manifest."""
     s, src, plan = run.need()
-    o = run.opts
-    res = run_server(run.install, src, plan, s, o.no_restart,
-                     DepsOptions(o.find_links, o.offline, o.post_install))
+    res = run_server(run.install, src, plan, s, run.opts)
     return res.summary()
 
 

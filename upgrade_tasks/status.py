@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from . import backup as backup_mod
+from . import backup_store
 from .checkpoint import PHASES, list_sessions, unfinished_session
 from .layout import Install
 from .lock import describe_owner, probe_lock
@@ -44,7 +44,7 @@ def status_text(opts: Options) -> str:
         last = sessions[-1]
         lines.append(f"last session: {last.id}: {last.status} "
                      f"({last.metadata.get('finished_at', '')})")
-    ids = backup_mod.list_backups(inst)
+    ids = backup_store.list_backups(inst)
     lines.append(f"backups ({len(ids)}): " + (", ".join(ids) if ids else "none"))
     if ids:
         lines.append(f"  roll back the last upgrade: invoke rollback --project {inst.project}")
@@ -75,5 +75,5 @@ def status_json(opts: Options) -> dict[str, Any]:
             "finished_at": s.metadata.get("finished_at"),
             "error": s.metadata.get("error"),
         }
-    out["backups"] = backup_mod.list_backups(inst)
+    out["backups"] = backup_store.list_backups(inst)
     return out
