@@ -47,6 +47,8 @@ MANIFEST = "MANIFEST.json"
 
 @dataclass
 class Backup:
+    """A completed backup: its directory and its MANIFEST.json (what each path was before the upgrade)."""
+
     path: Path
     manifest: dict[str, Any]
 
@@ -99,6 +101,7 @@ def paths_to_back_up(install: Install, plan: Plan) -> tuple[list[str], list[str]
 
 
 def estimate_size(install: Install, plan: Plan) -> int:
+    """Bytes the backup of this plan will copy (the pre-flight space check adds the staging)."""
     files, trees = paths_to_back_up(install, plan)
     total = 0
     for rel in files:
@@ -206,6 +209,7 @@ def create_backup(install: Install, plan: Plan, session: Session, backup_id: str
 
 
 def load_backup(install: Install, backup_id: str) -> Backup:
+    """Read a backup's manifest; a missing or unreadable one is a BackupError that says where to look."""
     path = install.backups_dir / backup_id
     try:
         manifest = json.loads((path / MANIFEST).read_text())
@@ -244,6 +248,7 @@ def verify_backup(b: Backup) -> None:
 
 
 def venv_refs(install: Install) -> set[str]:
+    """Environments under .venvs/ that some backup still needs for its rollback (never pruned)."""
     out: set[str] = set()
     for bid in list_backups(install):
         try:
@@ -254,6 +259,7 @@ def venv_refs(install: Install) -> set[str]:
 
 
 def list_backups(install: Install) -> list[str]:
+    """Completed backups (a MANIFEST.json, not .partial), oldest first."""
     d = install.backups_dir
     if not d.is_dir():
         return []

@@ -37,6 +37,9 @@ LAST = len(PHASES) - 1
 
 
 class Status(StrEnum):
+    """The life of a session: running, then completed; or rolling back and rolled back (or rollback
+    failed); or aborted before any change."""
+
     RUNNING = "running"
     COMPLETED = "completed"
     ROLLING_BACK = "rolling_back"
@@ -57,12 +60,17 @@ def now_iso() -> str:
 
 @dataclass
 class Session:
+    """One upgrade session's checkpoint: the file on disk and its parsed content. Every change is saved
+    atomically at once (temp file, fsync, rename); a SIGKILL leaves the previous or the new
+    version."""
+
     path: Path
     data: dict[str, Any] = field(default_factory=dict)
 
     # -- construction -------------------------------------------------------
     @classmethod
     def new(cls, state_dir: Path, options: dict[str, Any]) -> Session:
+        """A new session (not saved yet): a random id, status running, no phase done."""
         sid = "upgrade-" + str(uuid.uuid4())
         ts = now_iso()
         data: dict[str, Any] = {
@@ -83,6 +91,7 @@ class Session:
 
     @classmethod
     def load(cls, path: Path) -> Session:
+        """Read and check a checkpoint; unreadable or newer-schema files raise StateError with the way out."""
         try:
             raw = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
@@ -184,6 +193,8 @@ class Session:
         self.data["current_phase"] = phase
 
     def mark_done(self, phase: int, duration: float, summary: str) -> None:
+        """Record a phase as done with its duration and summary, durably; the last phase completes the
+        session."""
         done = self.data.setdefault("completed_phases", [])
         if phase not in done:
             done.append(phase)

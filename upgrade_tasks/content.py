@@ -44,6 +44,8 @@ from .source import Source
 
 @dataclass
 class ContentResult:
+    """What phase 2 did, path by path, for the checkpoint and the report."""
+
     added: list[str] = field(default_factory=list)
     updated: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
@@ -121,6 +123,8 @@ def merged_content(a: FileAction, install: Install, source: Source) -> bytes:
 
 
 def apply_action(install: Install, source: Source, a: FileAction, res: ContentResult) -> None:
+    """Carry out one planned action, idempotently: each branch first checks what is on disk, so a rerun
+    after a crash does the rest and nothing twice."""
     path = install.path(a.target)
     cur = file_sha_or_none(path)
     if a.area == "gitignore":

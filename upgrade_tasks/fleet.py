@@ -87,6 +87,8 @@ def parse_hosts(spec: str) -> list[str]:
 
 @dataclass(frozen=True)
 class Budget:
+    """The failure budget of a rollout: how many of total hosts may fail (pct percent, rounded down)."""
+
     total: int
     pct: float
 
@@ -118,6 +120,8 @@ def plan_batches(hosts: list[str], canary: int, parallel: int) -> list[tuple[str
 
 # -- output -------------------------------------------------------------------------------
 class Redactor:
+    """Replaces secrets (the sudo password) in everything the controller prints or writes."""
+
     def __init__(self, secrets: list[str]) -> None:
         self.secrets = [s for s in secrets if s]
 
@@ -129,6 +133,8 @@ class Redactor:
 
 @dataclass
 class HostResult:
+    """One host's outcome, for the live table, the summary and report.json."""
+
     host: str
     result: str = "pending"  # ok | failed | unreachable | skipped
     exit_code: int | None = None
@@ -300,6 +306,9 @@ def _forwarded_env() -> str:
 
 def run_on_host(c: Any, command: str, opts: Options, prep: Prepared, console: Console,
                 sudo_password: str | None, label: str | None = None) -> HostResult:
+    """One host: upload what is missing (zipapp, source snapshot), run the engine there detached from
+    the SSH session, follow its log, and read its final status. Every SSH failure becomes a
+    HostResult, never an exception."""
     host = label or (c.original_host if hasattr(c, "original_host") else str(c.host))
     res = console.rows.setdefault(host, HostResult(host))
     res.result = "running"
@@ -502,6 +511,9 @@ def describe_ssh_error(exc: BaseException, host: str, c: Any, opts: Options) -> 
 # -- the fleet -----------------------------------------------------------------------------------------
 @dataclass
 class FleetResult:
+    """The outcome of a rollout: every host's result, why it stopped, the exit code and the reports
+    written."""
+
     command: str
     hosts: list[HostResult] = field(default_factory=list)
     stopped_by: str = ""
@@ -520,6 +532,8 @@ def sudo_password(opts: Options) -> str | None:
 
 
 def rollout(command: str, opts: Options, console: Console | None = None) -> FleetResult:
+    """The fleet rollout: canaries, then batches of --parallel hosts, stopping once the failure budget
+    is exceeded or a canary fails; then the summary table and the reports."""
     hosts = parse_hosts(opts.hosts)
     pw = sudo_password(opts)
     console = console or Console(Redactor([pw or ""]))

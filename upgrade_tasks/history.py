@@ -39,6 +39,8 @@ class History:
 
 
 def load_history(repo: Path, ref: str = "HEAD") -> History:
+    """The first-parent history of the mapped areas, from one git log --raw process: per commit, the
+    blob id each mapped path got (None when deleted), and every blob id each path ever had."""
     areas = sorted({p.split("/")[0] for p, _ in CONTENT_MAP} | {SERVER_MAP[0].rstrip("/")}
                    | {CONFIG_DEFAULTS_SRC.split("/")[0]})
     proc = subprocess.run(

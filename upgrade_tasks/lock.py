@@ -60,6 +60,9 @@ class _FlockLock:
 
 @dataclass
 class UpgradeLock:
+    """The upgrade lock and its owner record. acquire fails at once (no waiting) with LockHeldError
+    naming the holder."""
+
     lock_file: Path
     owner_file: Path
     _lock: Any = None
@@ -113,6 +116,7 @@ class UpgradeLock:
 
 
 def read_owner(owner_file: Path) -> dict[str, Any] | None:
+    """The owner record, or None when absent or unreadable (it is advisory)."""
     try:
         data = json.loads(owner_file.read_text())
     except (OSError, ValueError):
@@ -121,6 +125,7 @@ def read_owner(owner_file: Path) -> dict[str, Any] | None:
 
 
 def describe_owner(owner_file: Path) -> str:
+    """The owner record as one sentence for messages."""
     o = read_owner(owner_file)
     if not o:
         return "the lock is held, but its owner record is missing"

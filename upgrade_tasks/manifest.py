@@ -23,6 +23,9 @@ SCHEMA_VERSION = 1
 
 @dataclass
 class InstalledManifest:
+    """What the last upgrade installed: the source commit and, per target path, the sha256, size and
+    git blob id."""
+
     source_commit: str
     installed_at: str
     files: dict[str, str] = field(default_factory=dict)  # target -> sha256

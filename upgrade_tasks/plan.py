@@ -113,6 +113,10 @@ def classify(local: str | None, base: str | None, new: str | None) -> Action | N
 
 @dataclass
 class FileAction:
+    """One planned action on one path under .praxis-os: what is there now, what the base and the new
+    source hold, and (for a conflict) how it is resolved. Serialised into the checkpoint; the
+    content phase and the rollback read it back."""
+
     target: str
     action: Action
     area: str
@@ -171,6 +175,10 @@ class FileAction:
 
 @dataclass
 class ServerPlan:
+    """What phase 3 will do: the mcp_server/ tree replaced exactly (files added, updated, removed;
+    those that differed from what was installed), whether dependencies are installed, and the
+    running server to stop."""
+
     changed: bool
     added: list[str] = field(default_factory=list)
     updated: list[str] = field(default_factory=list)
@@ -191,6 +199,10 @@ class ServerPlan:
 
 @dataclass
 class Plan:
+    """The whole plan of one upgrade: every content action, the server plan, notes and attention items.
+    Made by the read-only planner in phase 0, saved in the checkpoint, executed by phases 2 and
+    3, printed by --dry-run."""
+
     source_commit: str
     installed_commit: str | None
     has_base: bool
@@ -302,6 +314,13 @@ def plan_upgrade(
     hist: History | None = None,
     new_tools: set[str] | None = None,
 ) -> Plan:
+    """Plan the upgrade of ``install`` to ``source`` against ``base``.
+
+    Reads the install and the source, writes nothing: ``--dry-run`` prints exactly what the
+    real run then does. Each system path is classified by :func:`classify`; a conflict is
+    resolved by ``on_conflict`` (a merge is computed now, so the plan knows the checksum of
+    its result and the content phase can check it wrote exactly that).
+    """
     actions: list[FileAction] = []
     notes: list[str] = []
     new = {t: f for t, f in source.files.items() if f.area == "content"}

@@ -47,6 +47,9 @@ SYMLINK_CHECK = ("", "mcp_server", "standards", "workflows", "scripts", "standar
 
 @dataclass
 class PreflightResult:
+    """What phase 0 found: the source, the base, the plan and the disk space; its artifacts go into the
+    checkpoint."""
+
     source: Source
     base: Base
     plan: Plan
@@ -82,6 +85,8 @@ class PreflightResult:
 
 
 def check_target(install: Install) -> None:
+    """T2: the project and its .praxis-os look like a prAxIs OS install this user can upgrade. Raises
+    UsageError (nothing to upgrade there) or PreflightError (refused, nothing changed)."""
     if not install.project.is_dir():
         raise UsageError(
             f"project directory {install.project} does not exist",

@@ -171,6 +171,8 @@ def go(run_dir: Path, project: str, detach: bool, args: list[str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The host engine's command line: the three engine commands (with the flags derived from
+    options.py) and the controller's helpers (run-detached, attach-info, tail, go, version)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     ap = argparse.ArgumentParser(prog="praxis-upgrade.pyz")
     sub = ap.add_subparsers(dest="cmd", required=True)

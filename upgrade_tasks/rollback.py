@@ -39,6 +39,9 @@ from .venv import link_venv
 
 @dataclass
 class RestoreResult:
+    """What a restore did, for the report: paths restored and removed, trees rebuilt, later edits saved
+    aside or left alone."""
+
     restored: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     saved_aside: list[str] = field(default_factory=list)
@@ -103,6 +106,9 @@ def _tree_ok(install: Install, b: Backup, tree: str) -> bool:
 
 def restore_tree(install: Install, b: Backup, tree: str, allowed: dict[str, str],
                  res: RestoreResult) -> None:
+    """Rebuild a tree the upgrade replaced whole (mcp_server/) from the backup, beside the live one,
+    then swap it in with two renames. Files changed since the upgrade began by someone else are
+    first saved to the backup's kept/."""
     if _tree_ok(install, b, tree):
         return
     live = install.path(tree)

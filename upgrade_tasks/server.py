@@ -42,6 +42,8 @@ from .source import Source
 
 @dataclass
 class ServerResult:
+    """What phase 3 did, for its summary line."""
+
     files: int = 0
     stopped: list[dict[str, object]] = field(default_factory=list)
     deps: str = "not needed"
@@ -53,6 +55,7 @@ class ServerResult:
 
 
 def live_tree(path: Path) -> dict[str, str]:
+    """Relative path -> sha256 of every file of a server tree (bytecode caches left out)."""
     out: dict[str, str] = {}
     if not path.is_dir():
         return out
@@ -71,6 +74,8 @@ def expected_tree(source: Source) -> dict[str, str]:
 
 
 def stage(install: Install, source: Source) -> None:
+    """Copy the source's mcp_server/ to .mcp_server.staged (every file verified against its checksum,
+    every directory fsynced), then check the whole staged tree."""
     staged = install.staging_server
     if staged.exists():
         shutil.rmtree(staged)
@@ -92,6 +97,8 @@ def stage(install: Install, source: Source) -> None:
 
 
 def swap(install: Install) -> None:
+    """Put the staged tree in place with two renames (live -> .mcp_server.old, staged -> live);
+    resumable from any point between them."""
     live, staged, old = install.server_dir, install.staging_server, install.old_server
     if staged.exists():
         if live.exists():
@@ -142,6 +149,8 @@ def install_deps(install: Install, plan: Plan, session: Session, res: ServerResu
 
 def run_server(install: Install, source: Source, plan: Plan, session: Session,
                opts: Options) -> ServerResult:
+    """Phase 3's sub-steps, each skipped when the checkpoint records it done: stage, stop, swap,
+    dependencies, installed manifest."""
     res = ServerResult()
     arts = session.artifacts(3)
     if plan.server.changed and not session.has_step("server:staged"):
@@ -176,6 +185,7 @@ def run_server(install: Install, source: Source, plan: Plan, session: Session,
 
 
 def write_installed_manifest(install: Install, source: Source, plan: Plan) -> None:
+    """Record what this upgrade installed: the next upgrade's base."""
     files = {t: f.sha256 for t, f in source.files.items()}
     sizes = {t: f.size for t, f in source.files.items()}
     blobs = {t: f.blob for t, f in source.files.items() if f.blob}
@@ -183,6 +193,7 @@ def write_installed_manifest(install: Install, source: Source, plan: Plan) -> No
 
 
 def verify_server(install: Install, source: Source, plan: Plan) -> list[str]:
+    """Paths of mcp_server/ that differ from the source (empty when the tree is as planned)."""
     if not plan.server.changed:
         return []
     got, want = live_tree(install.server_dir), expected_tree(source)

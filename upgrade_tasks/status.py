@@ -15,6 +15,8 @@ from .preflight import check_target
 
 
 def status_text(opts: Options) -> str:
+    """The status as text: version, lock, the unfinished session's phases (or the last session),
+    backups, and the command to go on."""
     inst = Install(opts.project)
     check_target(inst)
     lines = [f"install: {inst.root}"]

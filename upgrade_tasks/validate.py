@@ -23,6 +23,9 @@ from .runstate import Run
 
 @dataclass
 class ValidationResult:
+    """What phase 4 learned from the new server: its tools compared with the source's registrations and
+    the old server's, and the smoke calls."""
+
     tools: list[str]
     expected: list[str]
     old_tools: list[str] | None
@@ -70,6 +73,9 @@ def import_check(install: Install, timeout: float) -> None:
 def validate_server(
     install: Install, old_tools: list[str] | None, timeout: float, smoke: tuple[str, ...]
 ) -> ValidationResult:
+    """Probe the new server over stdio and hold it to the source: every tool the source registers
+    answers, no tool the old server had is lost (unless upstream dropped it), the smoke calls
+    succeed and nothing on stderr looks like an error."""
     expected = sorted(scan_registered_tools(install.server_dir))
     try:
         res = probe(install, timeout, smoke)
