@@ -4,7 +4,8 @@ checked is :mod:`upgrade_tasks.backup_store`."""
 
 from __future__ import annotations
 
-from .backup_store import create_backup, load_backup, new_backup_id, verify_backup
+from . import fsutil
+from .backup_store import create_backup, load_backup, new_backup_id, reserve_size, verify_backup
 from .errors import BackupError
 from .mcp_client import scan_registered_tools
 from .runstate import Run
@@ -12,7 +13,7 @@ from .runstate import Run
 
 def step(run: Run) -> str:
     """Phase 1: the backup (made once per session; a resumed run verifies it)."""
-    s, _src, plan = run.need()
+    s, src, plan = run.need()
     inst = run.install
     # The tools the installed server declares (a static scan: starting the old server only to
     # list them cost a server start per upgrade, ~0.07 CPU s; validation starts the new one).
@@ -27,11 +28,18 @@ def step(run: Run) -> str:
         b = load_backup(inst, bid)
         verify_backup(b)
     else:
-        b = create_backup(inst, plan, s, bid)
+        writes = plan.writes({t: f.sha256 for t, f in src.server_files.items()})
+        b = create_backup(inst, plan, s, bid, writes)
     s.artifacts(1)["venv_before"] = b.venv
     size = sum(int(e.get("size", 0)) for e in b.entries.values())
     s.artifacts(1).update({"backup_path": str(b.path), "files_backed_up": len(b.entries),
                            "backup_size": size, "integrity_verified": True})
+    # room for the rollback, held until the session ends: a disk that fills up during phases
+    # 2-4 must not stop the upgrade from being undone (the tree rebuilt beside the live one,
+    # the largest file replaced, the checkpoint and the reports)
+    room = reserve_size(b)
+    fsutil.reserve(inst.reserve_file, room)
+    s.artifacts(1)["reserve_bytes"] = room
     tools = "unknown" if old_tools is None else str(len(old_tools))
     return (f"backup {bid}: {len(b.entries)} paths, {size / 1e3:.1f} kB, verified; "
             f"old server declares {tools} tools")

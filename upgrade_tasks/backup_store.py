@@ -21,7 +21,7 @@ import shutil
 import stat
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -39,10 +39,14 @@ from .fsutil import (
 )
 from .layout import Install
 from .plan import Plan
+from .trust import BACKUP_ID, SESSION_ID, SHA256, Bad, ident, opt, refuse, rel_path, required, typed
 from .venv import VENVS, venv_state
 
-SCHEMA_VERSION = 1
+#: 1: entries only; 2: also ``seq`` (the order of backups) and ``writes`` (what the upgrade may
+#: write, so a rollback needs no checkpoint to tell the upgrade's content from later edits).
+SCHEMA_VERSION = 2
 MANIFEST = "MANIFEST.json"
+ENTRY_KINDS = ("file", "symlink", "absent", "dir")
 
 
 @dataclass
@@ -75,6 +79,17 @@ class Backup:
     def trees(self) -> list[str]:
         return list(self.manifest.get("trees", []))
 
+    @property
+    def writes(self) -> dict[str, str] | None:
+        """Path -> sha256 the upgrade may write there (None: a schema-1 backup, which does not
+        know; the rollback then asks the session's plan)."""
+        w = self.manifest.get("writes")
+        return dict(w) if isinstance(w, dict) else None
+
+    @property
+    def seq(self) -> int:
+        return int(self.manifest.get("seq", 0))
+
     def file(self, rel: str) -> Path:
         return backup_file(self.path, rel)
 
@@ -88,7 +103,9 @@ def backup_file(backup_dir: Path, rel: str) -> Path:
 
 
 def new_backup_id() -> str:
-    return datetime.now().strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
+    """A fresh id: UTC time (readable; never used for ordering, which is ``seq``) and 6 random
+    hex digits (unique within the second)."""
+    return datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%SZ-") + secrets.token_hex(3)
 
 
 def paths_to_back_up(install: Install, plan: Plan) -> tuple[list[str], list[str]]:
@@ -147,7 +164,8 @@ def _entry_for(live: Path, dst: Path) -> dict[str, Any]:
     }
 
 
-def create_backup(install: Install, plan: Plan, session: Session, backup_id: str) -> Backup:
+def create_backup(install: Install, plan: Plan, session: Session, backup_id: str,
+                  writes: dict[str, str]) -> Backup:
     """Copy every path the upgrade may touch into a new backup, durably, and verify it."""
     backups = install.backups_dir
     backups.mkdir(parents=True, exist_ok=True)
@@ -191,10 +209,13 @@ def create_backup(install: Install, plan: Plan, session: Session, backup_id: str
             venv_before["moved_to"] = f"{VENVS}/initial-{backup_id}"
     manifest = {
         "schema_version": SCHEMA_VERSION,
+        "seq": 1 + max((backup_order(install, bid)[0] for bid in _backup_dirs(install)),
+                       default=0),
         "venv": venv_before,
         "backup_id": backup_id,
         "session_id": session.id,
         "created_at": now_iso(),
+        "writes": writes,
         "source_commit_before": plan.installed_commit,
         "source_commit_after": plan.source_commit,
         "trees": trees,
@@ -208,11 +229,26 @@ def create_backup(install: Install, plan: Plan, session: Session, backup_id: str
     return b
 
 
+#: What the rollback needs besides the tree and the largest file: the checkpoint, reports, logs.
+RESERVE_MIN = 1 << 20
+
+
+def reserve_size(b: Backup) -> int:
+    """Bytes to hold for the rollback of ``b``: the ``mcp_server/`` tree it rebuilds beside the
+    live one, the largest file it puts back (temp file + rename) and :data:`RESERVE_MIN`."""
+    sizes = {rel: int(e.get("size", 0)) for rel, e in b.entries.items() if e["kind"] == "file"}
+    tree = sum(n for rel, n in sizes.items() if rel.split("/", 1)[0] in b.trees)
+    return tree + max(sizes.values(), default=0) + RESERVE_MIN
+
+
 def load_backup(install: Install, backup_id: str) -> Backup:
-    """Read a backup's manifest; a missing or unreadable one is a BackupError that says where to look."""
-    path = install.backups_dir / backup_id
+    """Read and check a backup's manifest. Missing: a BackupError that says where to look;
+    unreadable, or failing its check (a path that leaves the install, a bad kind): a StateError
+    (exit 2), and nothing is restored from it."""
+    path = install.backups_dir / ident(backup_id, BACKUP_ID, "--backup")
+    mpath = path / MANIFEST
     try:
-        manifest = json.loads((path / MANIFEST).read_text())
+        manifest = json.loads(mpath.read_text())
     except FileNotFoundError:
         raise BackupError(
             f"backup {backup_id} not found in {install.backups_dir}",
@@ -224,7 +260,51 @@ def load_backup(install: Install, backup_id: str) -> Backup:
             f"backup {backup_id} has an unreadable manifest", str(exc),
             f"inspect {path} by hand; do not delete it",
         ) from exc
+    try:
+        check_manifest(manifest, backup_id)
+    except Bad as exc:
+        raise refuse(mpath, exc, f"do not restore from it: move it aside (mv {path} {path}.broken) "
+                     f"and restore by hand from {path}/files/ what you know to be yours") from None
     return Backup(path, manifest)
+
+
+def check_manifest(m: Any, backup_id: str) -> None:
+    """Check a backup manifest read back from disk (raises :class:`~upgrade_tasks.trust.Bad`):
+    the rollback writes, removes and links exactly these paths, so each must be confined."""
+    typed(m, dict, "manifest")
+    if typed(m.get("schema_version"), int, "schema_version") > SCHEMA_VERSION:
+        raise Bad(f"schema_version: {m['schema_version']} is newer than this upgrader's "
+                  f"({SCHEMA_VERSION}); use the newer upgrader")
+    if m.get("backup_id") != backup_id:
+        raise Bad(f"backup_id: {m.get('backup_id')!r} is not the directory's name {backup_id!r}")
+    opt(m.get("session_id"), ident, SESSION_ID, "session_id")
+    typed(m.get("seq", 0), int, "seq")
+    for tree in typed(m.get("trees", []), list, "trees"):
+        if tree != "mcp_server":
+            raise Bad(f"trees: {tree!r} is not a tree the upgrade replaces")
+    for rel, e in typed(required(m, "entries", ""), dict, "entries").items():
+        rel_path(rel, "entries", project_file=True)
+        typed(e, dict, f"entries[{rel!r}]")
+        if e.get("kind") not in ENTRY_KINDS:
+            raise Bad(f"entries[{rel!r}].kind: {e.get('kind')!r} is not one of {ENTRY_KINDS}")
+        if e["kind"] == "file":
+            ident(e.get("sha256"), SHA256, f"entries[{rel!r}].sha256")
+            if typed(e.get("size"), int, f"entries[{rel!r}].size") < 0 or not 0 <= typed(
+                    e.get("mode"), int, f"entries[{rel!r}].mode") <= 0o7777:
+                raise Bad(f"entries[{rel!r}]: bad size or mode")
+        if e["kind"] == "symlink":
+            typed(e.get("target"), str, f"entries[{rel!r}].target")
+    for rel, sha in typed(m.get("writes") or {}, dict, "writes").items():
+        rel_path(rel, "writes", project_file=True)
+        ident(sha, SHA256, f"writes[{rel!r}]")
+    venv = m.get("venv")
+    if venv is not None:
+        typed(venv, dict, "venv")
+        if venv.get("kind") not in ("dir", "symlink", "absent"):
+            raise Bad(f"venv.kind: {venv.get('kind')!r}")
+        for key in ("target", "moved_to"):
+            if venv.get(key):
+                rel_path(venv[key], f"venv.{key}", under=VENVS)
 
 
 def verify_backup(b: Backup) -> None:
@@ -258,15 +338,29 @@ def venv_refs(install: Install) -> set[str]:
     return out
 
 
-def list_backups(install: Install) -> list[str]:
-    """Completed backups (a MANIFEST.json, not .partial), oldest first."""
+def _backup_dirs(install: Install) -> list[str]:
     d = install.backups_dir
     if not d.is_dir():
         return []
-    return sorted(
-        p.name for p in d.iterdir() if p.is_dir() and not p.name.endswith(".partial")
-        and (p / MANIFEST).exists()
-    )
+    return [p.name for p in d.iterdir() if p.is_dir() and not p.is_symlink()
+            and BACKUP_ID.fullmatch(p.name) and (p / MANIFEST).exists()]
+
+
+def backup_order(install: Install, backup_id: str) -> tuple[int, str, str]:
+    """The sort key of a backup: its recorded sequence number, then its UTC creation time (for
+    backups made before sequence numbers), then its id. Never the local wall clock: a clock or
+    ``TZ`` that goes back must not make an older backup look newer."""
+    try:
+        m = json.loads((install.backups_dir / backup_id / MANIFEST).read_text())
+        seq, created = int(m.get("seq", 0)), str(m.get("created_at", ""))
+    except (OSError, ValueError, TypeError, AttributeError):
+        seq, created = 0, ""
+    return seq, created, backup_id
+
+
+def list_backups(install: Install) -> list[str]:
+    """Completed backups (a MANIFEST.json, not .partial), oldest first (:func:`backup_order`)."""
+    return sorted(_backup_dirs(install), key=lambda bid: backup_order(install, bid))
 
 
 def prune_backups(install: Install, keep: int, current: str | None) -> list[str]:

@@ -27,6 +27,19 @@ from . import faults
 from .enums import StrEnum
 from .errors import StateError
 from .fsutil import atomic_write_json
+from .plan import check_plan_json
+from .trust import (
+    BACKUP_ID,
+    COMMIT,
+    SESSION_ID,
+    VENV_NAME,
+    Bad,
+    ident,
+    opt,
+    rel_path,
+    required,
+    typed,
+)
 
 SCHEMA_VERSION = 1
 WORKFLOW_TYPE = "praxis_os_upgrade_v1"
@@ -114,6 +127,15 @@ class Session:
                 f"this upgrader understands schema {SCHEMA_VERSION}",
                 "use the newer upgrader to resume or roll back this session",
             )
+        try:
+            check_session_json(raw, path.name)
+        except Bad as exc:
+            raise StateError(
+                f"checkpoint {path} fails its check and was not used", str(exc),
+                f"if no upgrade is running, move it aside (mv {path} {path}.broken), then run "
+                "`invoke rollback` (it restores the latest backup without the checkpoint) or "
+                "`invoke upgrade` to start over",
+            ) from None
         return cls(path, raw)
 
     def reload(self) -> Session:
@@ -231,6 +253,50 @@ class Session:
         """Add to the session's metadata (e.g. ``finished_at``) without changing its status."""
         self.data["metadata"].update(extra)
         self.save()
+
+
+def check_session_json(raw: dict[str, Any], filename: str) -> None:
+    """Check a checkpoint read back from disk (raises :class:`~upgrade_tasks.trust.Bad`): the
+    fields the upgrader uses have their types, and every id and path in it is confined (the
+    session id names report files, the backup id a directory it may delete, the venv names
+    directories it may replace, the plan every path phase 2 writes)."""
+    sid = ident(raw["session_id"], SESSION_ID, "session_id")
+    if filename != f"{sid}.json":
+        raise Bad(f"session_id: {sid!r} does not match the file name {filename!r}")
+    if raw.get("status", Status.RUNNING) not in {s.value for s in Status}:
+        raise Bad(f"status: {raw.get('status')!r} is not a session status")
+    for p in typed(raw.get("completed_phases", []), list, "completed_phases"):
+        if isinstance(p, bool) or not isinstance(p, int) or not 0 <= p <= LAST:
+            raise Bad(f"completed_phases: {p!r} is not a phase number")
+    typed(raw.get("current_phase", 0), int, "current_phase")
+    for step in typed(raw.get("steps", []), list, "steps"):
+        typed(step, str, "steps[]")
+    meta = typed(required(raw, "metadata", ""), dict, "metadata")
+    typed(meta.get("options", {}), dict, "metadata.options")
+    typed(raw.get("phase_results", {}), dict, "phase_results")
+    arts = typed(raw.get("phase_artifacts", {}), dict, "phase_artifacts")
+    for key, value in arts.items():
+        if key not in {str(i) for i in range(len(PHASES))}:
+            raise Bad(f"phase_artifacts: {key!r} is not a phase number")
+        typed(value, dict, f"phase_artifacts.{key}")
+    pre, bak, srv = arts.get("0", {}), arts.get("1", {}), arts.get("3", {})
+    if 0 in raw.get("completed_phases", []):
+        ident(required(pre, "source_commit", "phase_artifacts.0."), COMMIT,
+              "phase_artifacts.0.source_commit")
+        if "plan" not in raw:
+            raise Bad("plan: missing (phase 0 is recorded as done)")
+    opt(pre.get("source_spec"), typed, str, "phase_artifacts.0.source_spec")
+    opt(bak.get("backup_id"), ident, BACKUP_ID, "phase_artifacts.1.backup_id")
+    venv = bak.get("venv_before")
+    if venv is not None:
+        typed(venv, dict, "phase_artifacts.1.venv_before")
+        if venv.get("moved_to"):
+            rel_path(venv["moved_to"], "phase_artifacts.1.venv_before.moved_to", under=".venvs")
+    opt(srv.get("new_venv_name"), ident, VENV_NAME, "phase_artifacts.3.new_venv_name")
+    for rel in typed(srv.get("server_tree", {}), dict, "phase_artifacts.3.server_tree"):
+        rel_path(rel, "phase_artifacts.3.server_tree", under="mcp_server")
+    if "plan" in raw:
+        check_plan_json(raw["plan"])
 
 
 def list_sessions(state_dir: Path) -> list[Session]:

@@ -5,7 +5,7 @@ the user to rerun ``invoke upgrade`` when a step fails)."""
 
 from __future__ import annotations
 
-from . import backup_store, faults, report
+from . import backup_store, faults, fsutil, report
 from . import venv as venv_mod
 from .checkpoint import now_iso
 from .runstate import Run
@@ -27,6 +27,7 @@ def step(run: Run) -> str:
     pruned_envs = venv_mod.prune_venvs(inst, backup_store.venv_refs(inst))
     s.artifacts(5).update({"pruned_venvs": pruned_envs, "old_backups_pruned": pruned,
                            "update_log_appended": True})
+    fsutil.release(inst.reserve_file)
     s.note(finished_at=now_iso())
     report.write_reports_or_warn(inst, s, run.say)
     return f"pruned {len(pruned)} old backup(s)"

@@ -26,9 +26,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from . import backup, cleanup, content, faults, report, server, signals, validate
+from . import backup, cleanup, content, faults, fsutil, report, server, signals, validate
+from . import venv as venv_mod
 from .checkpoint import LAST, PHASES, Session, Status, now_iso, unfinished_session
 from .errors import (
+    BackupError,
     CleanupError,
     Interrupted,
     PhaseError,
@@ -183,27 +185,51 @@ def resume(run: Run, s: Session) -> None:
     recheck_last(run)
 
 
-def recheck_last(run: Run) -> None:
-    """Re-check the result of the last completed phase before continuing: a phase whose
-    result is gone runs again (a damaged backup is made again: nothing was changed yet)."""
+#: Recorded once, durably, before the first phase that changes the install (phase 2).
+CHANGING = "install:changing"
+
+
+def recheck_backup(run: Run) -> None:
+    """Before a resumed session goes on: is its backup still there and intact? If the install
+    has not been changed yet, a damaged or missing backup is simply made again; once it has,
+    going on without a way back is refused (exit 7) and the message says how to proceed."""
     s = run.session
     assert s is not None
+    bid = s.backup_id
+    if 1 not in s.completed or not bid:
+        return
+    if backup.recheck(run):
+        run.say(f"  rechecked backup {bid}: intact")
+        return
+    where = run.install.backups_dir / bid
+    state = "damaged" if where.exists() else "missing"
+    if not s.has_step(CHANGING):  # nothing has been changed yet: make it again
+        run.say(f"  recheck: backup {bid} is {state}; making it again")
+        shutil.rmtree(where, ignore_errors=True)
+        s.artifacts(1).pop("backup_id", None)
+        s.mark_undone(1)
+        return
+    raise BackupError(
+        f"the backup of the unfinished upgrade session {s.id} is {state} ({where})",
+        f"the install may be partly upgraded (phase {s.next_phase()} was next), and without its "
+        "backup neither a rollback nor a safe resume is possible; nothing more was done",
+        f"if you moved it, put it back at {where} and rerun `invoke upgrade` (or `invoke "
+        f"rollback`). Otherwise move the checkpoint aside (mv {s.path} {s.path}.abandoned) and "
+        "run `invoke upgrade` again: a new session backs up the install as it is now and "
+        "completes the upgrade",
+    )
+
+
+def recheck_last(run: Run) -> None:
+    """Re-check the result of the last completed phase before continuing: a phase whose
+    result is gone runs again."""
+    s = run.session
+    assert s is not None
+    recheck_backup(run)
     if not s.completed:
         return
     phase = TABLE[max(s.completed)]
-    if phase.number <= 1:
-        bid = s.backup_id
-        if not bid or not (run.install.backups_dir / bid).exists():
-            return
-        if backup.recheck(run):
-            run.say(f"  rechecked backup {bid}: intact")
-        else:  # nothing has been changed yet: make it again
-            run.say(f"  recheck: backup {bid} is damaged; making it again")
-            shutil.rmtree(run.install.backups_dir / bid, ignore_errors=True)
-            s.artifacts(1).pop("backup_id", None)
-            s.mark_undone(1)
-        return
-    if phase.recheck is None:
+    if phase.number <= 1 or phase.recheck is None:
         return
     if phase.recheck(run):
         run.say(f"  rechecked phase {phase.number} ({phase.name}): as planned")
@@ -247,6 +273,8 @@ def run_phase(run: Run, n: int) -> None:
     run.say(f"{phase.label} ...")
     try:
         s.begin_phase(n)
+        if phase.on_failure == "rollback" and not s.has_step(CHANGING):
+            s.step(CHANGING)  # from here on, a lost backup can no longer simply be made again
         faults.point(f"phase-start:{phase.name}")
         summary = phase.step(run)
         s.mark_done(n, time.monotonic() - t0, summary)
@@ -263,58 +291,94 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+def make_room(run: Run) -> None:
+    """First thing after a failure: free what the rollback does not need, so that a full disk
+    still lets it run (the room held for it, a staged server, a half-built environment)."""
+    inst = run.install
+    for release in (lambda: fsutil.release(inst.reserve_file),
+                    lambda: fsutil.rmtree_durable(inst.staging_server),
+                    lambda: venv_mod.drop_unswitched(
+                        inst, run.need()[0].artifacts(3).get("new_venv_name"))):
+        try:
+            release()
+        except OSError as exc:  # an error here must not hide the one being handled
+            run.say(f"  warning: could not free space: {exc}")
+
+
 def on_failure(run: Run, phase: Phase, exc: BaseException, dt: float) -> None:
-    """Apply the phase's failure policy and raise the error the user sees."""
-    s = run.session
-    assert s is not None
-    what = _describe(exc)
-    run.say(f"{phase.label} FAILED ({dt:.2f}s): {what}")
-    try:
-        s.mark_failed(phase.number, dt, what)
-    except OSError:
-        pass
-    if phase.on_failure == "abort":
-        with signals.deferred():
-            bid = s.backup_id
-            if bid:
-                for p in (run.install.backups_dir / bid,
-                          run.install.backups_dir / (bid + ".partial")):
-                    if p.exists():
-                        shutil.rmtree(p, ignore_errors=True)
-            s.set_status(Status.ABORTED, error=what, finished_at=now_iso())
-            report.write_reports_or_warn(run.install, s, run.say)
+    """Apply the phase's failure policy and raise the error the user sees.
+
+    Runs with Ctrl-C and SIGTERM deferred from its first line to its last: a second Ctrl-C
+    (or the first, arriving just after the failure) must not cut the way back in half. Its
+    own bookkeeping (checkpoint, reports, log) is best effort: a disk that is full or read-only
+    must not turn a rolled-back upgrade into an unexplained crash.
+    """
+    with signals.deferred():
+        s = run.session
+        assert s is not None
+        what = _describe(exc)
+        run.say(f"{phase.label} FAILED ({dt:.2f}s): {what}")
+        if phase.on_failure == "abort":
+            _abort(run, s, exc, what)
+        if phase.on_failure == "finish":
+            _try(run, lambda: s.mark_failed(phase.number, dt, what))
             close(run)
-        if isinstance(exc, KeyboardInterrupt):
-            raise Interrupted("interrupted during the backup", "nothing was changed",
-                              "rerun `invoke upgrade` when ready") from exc
-        raise PreflightError(
-            "the backup could not be made; nothing was changed",
-            what,
-            "fix the cause (disk space? permissions?) and rerun `invoke upgrade`",
-        ) from exc
-    if phase.on_failure == "finish":
-        close(run)
-        raise CleanupError("the upgrade was applied and validated, but its cleanup failed", what,
-                           "rerun `invoke upgrade` to finish the cleanup (reports, version record, "
-                           "pruning)") from exc
-    run.say(f"rolling back automatically (phase {phase.number} failed) ...")
-    try:
-        res = rollback_session(run, s, reason=f"phase {phase.number} ({phase.name}) failed: "
-                               f"{what}")
-    except UpgradeError as rb_exc:
-        raise RollbackError(
-            f"phase {phase.number} ({phase.name}) failed and the automatic rollback failed too",
-            f"{what}; rollback: {rb_exc.what} ({rb_exc.why})",
-            f"restore by hand from {run.install.backups_dir / (s.backup_id or '?')} "
-            f"(files/ holds the originals, MANIFEST.json lists them), or rerun "
-            f"`invoke rollback --project {run.install.project}`",
-        ) from exc
+            raise CleanupError("the upgrade was applied and validated, but its cleanup failed",
+                               what, "rerun `invoke upgrade` to finish the cleanup (reports, "
+                               "version record, pruning)") from exc
+        make_room(run)
+        _try(run, lambda: s.mark_failed(phase.number, dt, what))
+        run.say(f"rolling back automatically (phase {phase.number} failed) ...")
+        try:
+            res = rollback_session(run, s, reason=f"phase {phase.number} ({phase.name}) failed: "
+                                   f"{what}")
+        except UpgradeError as rb_exc:
+            raise RollbackError(
+                f"phase {phase.number} ({phase.name}) failed and the automatic rollback failed too",
+                f"{what}; rollback: {rb_exc.what} ({rb_exc.why})",
+                f"restore by hand from {run.install.backups_dir / (s.backup_id or '?')} "
+                f"(files/ holds the originals, MANIFEST.json lists them), or rerun "
+                f"`invoke rollback --project {run.install.project}` once the cause is fixed",
+            ) from exc
     hint = exc.hint if isinstance(exc, UpgradeError) and exc.hint else ""
     raise PhaseError(
         f"upgrade failed in phase {phase.number} ({phase.name}) and was rolled back",
         what,
         (hint + ". " if hint else "") + f"the install is as before ({res.summary()}); "
         f"report: {run.install.reports_dir / (s.id + '.md')}",
+    ) from exc
+
+
+def _try(run: Run, write: Callable[[], object]) -> None:
+    try:
+        write()
+    except OSError as exc:
+        run.say(f"  warning: bookkeeping not written ({exc.strerror or exc})")
+
+
+def _abort(run: Run, s: Session, exc: BaseException, what: str) -> None:
+    """Phases 0-1 failed: nothing was changed. Remove the partial backup (first: it frees the
+    space a full disk needs), record the abort, and say what to do."""
+    inst = run.install
+    bid = s.backup_id
+    if bid:
+        for p in (inst.backups_dir / bid, inst.backups_dir / (bid + ".partial")):
+            if p.exists():
+                shutil.rmtree(p, ignore_errors=True)
+    _try(run, lambda: fsutil.release(inst.reserve_file))
+    _try(run, lambda: s.set_status(Status.ABORTED, error=what, finished_at=now_iso()))
+    report.write_reports_or_warn(inst, s, run.say)
+    close(run)
+    if isinstance(exc, KeyboardInterrupt):
+        raise Interrupted("interrupted during the backup", "nothing was changed",
+                          "rerun `invoke upgrade` when ready") from exc
+    need = s.artifacts(0).get("disk_space_required")
+    room = (f"; the backup and the upgrade need about {int(need) / 1e6:.1f} MB free on the file "
+            f"system of {inst.root}" if isinstance(need, int) else "")
+    raise PreflightError(
+        "the backup could not be made; nothing was changed", what + room,
+        "fix the cause (free disk space, e.g. old backups in .praxis-os/.backups/, or "
+        "permissions) and rerun `invoke upgrade`",
     ) from exc
 
 

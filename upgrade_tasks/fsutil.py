@@ -8,6 +8,7 @@ that may be hard-linked elsewhere is never written through (always a new inode).
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -121,9 +122,43 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+class NotRegular(OSError):
+    """A path that should hold a regular file holds a link, a directory, a FIFO, a socket or a
+    device. It is never opened for reading: a FIFO would block the upgrade forever (with the
+    lock held), a socket fails with ENXIO, a device may never end."""
+
+
+def open_regular(path: Path) -> BinaryIO:
+    """Open a regular file for reading without following a link and without blocking on a
+    FIFO (``O_NONBLOCK``), then check with ``fstat`` that it is one: no race between a check
+    and the open. Raises :class:`NotRegular` (an ``OSError``) for anything else."""
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENXIO, errno.EMLINK):
+            raise NotRegular(exc.errno, "not a regular file", str(path)) from None
+        raise
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise NotRegular(errno.EINVAL, "not a regular file", str(path))
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def read_regular(path: Path) -> bytes:
+    """The bytes of a regular file (see :func:`open_regular`)."""
+    with open_regular(path) as fh:
+        return fh.read()
+
+
 def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
-    with open(path, "rb") as fh:
+    with open_regular(path) as fh:
         while True:
             block = fh.read(CHUNK)
             if not block:
@@ -151,7 +186,10 @@ def file_sha_or_none(path: Path) -> str | None:
         return "symlink:" + os.readlink(path)
     if not stat.S_ISREG(st.st_mode):
         return "special:" + oct(st.st_mode)
-    return sha256_file(path)
+    try:
+        return sha256_file(path)
+    except NotRegular:  # replaced between the lstat and the open
+        return "special:changed"
 
 
 def atomic_write_bytes(path: Path, data: bytes, mode: int | None = None) -> None:
@@ -249,6 +287,38 @@ def rmtree_durable(path: Path) -> None:
     os.replace(path, trash)
     fsync_dir(path.parent)
     shutil.rmtree(trash, ignore_errors=True)
+
+
+def reserve(path: Path, size: int) -> None:
+    """Hold ``size`` bytes of the file system in a file (allocated, not sparse), so that a
+    disk that fills up later still has room for what must not fail: the rollback's writes.
+    Freed with :func:`release`."""
+    if lstat_or_none(path) is not None:
+        return
+    tmp = path.with_name(path.name + TMP_SUFFIX)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    try:
+        if hasattr(os, "posix_fallocate"):
+            os.posix_fallocate(fd, 0, size)
+        else:  # macOS: write it out
+            block = b"\0" * CHUNK
+            left = size
+            while left > 0:
+                left -= os.write(fd, block[:min(left, CHUNK)])
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    os.close(fd)
+    os.replace(tmp, path)
+    _sync_parent(path)
+
+
+def release(path: Path) -> bool:
+    """Free a :func:`reserve` (no-op when there is none); whether space was freed."""
+    return durable_unlink(path)
 
 
 def tree_size(path: Path) -> int:

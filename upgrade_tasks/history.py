@@ -15,10 +15,12 @@ a merge needs.
 from __future__ import annotations
 
 import os
+import stat
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .fsutil import read_regular
 from .gitutil import git_blob_id
 from .layout import CONFIG_DEFAULTS_SRC, CONTENT_MAP, SERVER_MAP, Install, map_source_path, unmap_target
 
@@ -94,8 +96,10 @@ class Recognition:
         return self.explained / len(self.pristine) if self.pristine else 0.0
 
 
-def local_system_files(install: Install) -> dict[str, Path]:
-    """Files on disk under the system-owned areas (target path -> absolute path)."""
+def local_system_files(install: Install, skipped: list[str] | None = None) -> dict[str, Path]:
+    """Regular files on disk under the system-owned areas (target path -> absolute path).
+    Links are left out; FIFOs, sockets and devices too, never opened, and listed in
+    ``skipped`` when given (they are the user's: reported, never touched)."""
     out: dict[str, Path] = {}
     tops = [t for _s, t in CONTENT_MAP] + [SERVER_MAP[1]]
     for top in tops:
@@ -109,7 +113,12 @@ def local_system_files(install: Install) -> dict[str, Path]:
                 rel = full.relative_to(install.root).as_posix()
                 if name.endswith((".pyc", ".pyo", ".praxis-new", ".praxis-merge")):
                     continue
-                if full.is_symlink():
+                mode = os.lstat(full).st_mode
+                if stat.S_ISLNK(mode):
+                    continue
+                if not stat.S_ISREG(mode):
+                    if skipped is not None:
+                        skipped.append(rel)
                     continue
                 out[rel] = full
     return out
@@ -122,7 +131,7 @@ def recognise(install: Install, hist: History, blobs: dict[str, str] | None = No
     """
     rec = Recognition()
     if blobs is None:
-        blobs = {t: git_blob_id(p.read_bytes()) for t, p in local_system_files(install).items()}
+        blobs = {t: git_blob_id(read_regular(p)) for t, p in local_system_files(install).items()}
     src_of: dict[str, str] = {}
     for target, blob in blobs.items():
         src = unmap_target(target)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 
+from .fsutil import read_regular
 from .gitutil import git_blob_id
 from .history import History, local_system_files, recognise
 from .layout import Install
@@ -28,6 +29,7 @@ class Base:
     pristine: int = 0
     edited: int = 0
     note: str = ""
+    skipped: list[str] = field(default_factory=list)  # FIFOs, sockets, devices: never opened
 
 
 def from_manifest(m: InstalledManifest) -> Base:
@@ -38,11 +40,12 @@ def from_manifest(m: InstalledManifest) -> Base:
 
 def from_history(install: Install, hist: History, reader: BlobReader) -> Base:
     """Recognise pristine files from the source's history (installs without a manifest)."""
-    local = local_system_files(install)
+    skipped: list[str] = []
+    local = local_system_files(install, skipped)
     blobs: dict[str, str] = {}
     shas: dict[str, str] = {}
     for t, p in local.items():
-        data = p.read_bytes()
+        data = read_regular(p)
         blobs[t] = git_blob_id(data)
         shas[t] = hashlib.sha256(data).hexdigest()
     rec = recognise(install, hist, blobs)
@@ -60,7 +63,7 @@ def from_history(install: Install, hist: History, reader: BlobReader) -> Base:
         if base_blob and base_data is not None:
             files[t] = (hashlib.sha256(base_data).hexdigest(), base_blob)
     base = Base("history", rec.installed_commit, files, share=rec.share,
-                pristine=len(rec.pristine), edited=len(rec.edited))
+                pristine=len(rec.pristine), edited=len(rec.edited), skipped=skipped)
     if rec.installed_commit:
         base.note = (f"no installed manifest: recognised {len(rec.pristine)} pristine and "
                      f"{len(rec.edited)} edited system files from the source's history; installed "

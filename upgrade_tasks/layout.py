@@ -117,6 +117,11 @@ class Install:
         return self.root / ".cache" / "state"
 
     @property
+    def reserve_file(self) -> Path:
+        """Space held during an upgrade for its rollback (freed when it ends)."""
+        return self.state_dir / ".rollback-reserve"
+
+    @property
     def backups_dir(self) -> Path:
         return self.root / ".backups"
 

@@ -13,13 +13,14 @@ import fcntl
 import json
 import os
 import socket
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .checkpoint import now_iso
-from .errors import LockHeldError
-from .fsutil import atomic_write_json
+from .errors import LockHeldError, StateError
+from .fsutil import atomic_write_json, lstat_or_none
 
 try:  # filelock 4.x needs Python 3.11; on older hosts (the zipapp) fall back to flock directly
     from filelock import FileLock, Timeout
@@ -68,6 +69,7 @@ class UpgradeLock:
     _lock: Any = None
 
     def acquire(self, session: str, command: str) -> None:
+        check_lock_file(self.lock_file)
         lock: Any = (FileLock(str(self.lock_file), timeout=0, is_singleton=False)
                      if FileLock is not None
                      else _FlockLock(str(self.lock_file)))
@@ -115,6 +117,26 @@ class UpgradeLock:
         self._lock = None
 
 
+def check_lock_file(lock_file: Path) -> None:
+    """The lock file is ours: a regular file or nothing. A directory or a symlink there (a link
+    would make every run lock someone else's file) is refused, never followed."""
+    st = lstat_or_none(lock_file)
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        kind = "a symlink" if stat.S_ISLNK(st.st_mode) else (
+            "a directory" if stat.S_ISDIR(st.st_mode) else "not a regular file")
+        raise StateError(
+            f"the upgrade lock {lock_file} is {kind}",
+            "the lock must be a regular file the upgrader owns; it is never followed or replaced",
+            f"if no upgrade is running, remove it (rm -r {lock_file}) and rerun",
+        )
+
+
+def _printable(value: Any, limit: int = 200) -> str:
+    """A field of the owner record, safe to print (it is only read back, never trusted)."""
+    text = str(value)[:limit]
+    return "".join(ch if ch.isprintable() else "?" for ch in text)
+
+
 def read_owner(owner_file: Path) -> dict[str, Any] | None:
     """The owner record, or None when absent or unreadable (it is advisory)."""
     try:
@@ -129,17 +151,22 @@ def describe_owner(owner_file: Path) -> str:
     o = read_owner(owner_file)
     if not o:
         return "the lock is held, but its owner record is missing"
+    f = {k: _printable(o.get(k, "?")) for k in ("pid", "host", "started_at", "command")}
     return (
-        f"held by pid {o.get('pid')} on {o.get('host')} since {o.get('started_at')} "
-        f"(session {o.get('session') or 'starting'}, command: {o.get('command', '?')})"
+        f"held by pid {f['pid']} on {f['host']} since {f['started_at']} "
+        f"(session {_printable(o.get('session') or 'starting')}, command: {f['command']})"
     )
 
 
 def probe_lock(lock_file: Path) -> bool:
-    """Whether some process holds the lock. Read-only: never creates the lock file."""
+    """Whether some process holds the lock. Read-only: never creates the lock file, never
+    follows a link (a lock file that is not a regular file is nobody's lock)."""
+    st = lstat_or_none(lock_file)
+    if st is None or not stat.S_ISREG(st.st_mode):
+        return False
     try:
-        fd = os.open(lock_file, os.O_RDONLY)
-    except FileNotFoundError:
+        fd = os.open(lock_file, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except (FileNotFoundError, OSError):
         return False
     try:
         try:

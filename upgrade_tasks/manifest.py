@@ -16,7 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .errors import StateError
 from .fsutil import atomic_write_json
+from .layout import area_of_target, is_protected
+from .trust import COMMIT, SHA256, Bad, ident, opt, refuse, rel_path, required, typed
 
 SCHEMA_VERSION = 1
 
@@ -48,27 +51,46 @@ class InstalledManifest:
 
 
 def read_installed_manifest(path: Path) -> tuple[InstalledManifest | None, str]:
-    """Return ``(manifest, note)``; a missing or unreadable manifest gives ``None``.
+    """Return ``(manifest, note)``; no manifest gives ``None`` (an install made by copying:
+    its base is recognised from the source's history).
 
-    An unreadable manifest is not fatal: the upgrade then treats every file that
-    differs from the new source as changed by the user (the conservative choice).
+    A manifest that cannot be read, or whose checks fail (an entry outside the system areas, a
+    user-owned path, a bad checksum), is refused with a StateError (exit 2): the planner would
+    otherwise remove or replace whatever it names, and the file may have come through git.
     """
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return None, "no installed manifest (install made by copying): differing files are kept"
     except (OSError, ValueError) as exc:
-        return None, f"installed manifest unreadable ({exc}); treating the install as legacy"
+        raise StateError(f"installed manifest {path} is unreadable", str(exc), _HINT.format(
+            path=path)) from exc
     try:
-        if int(raw.get("schema_version", 0)) > SCHEMA_VERSION:
-            return None, "installed manifest is from a newer upgrader; treating install as legacy"
-        files = {str(k): str(v["sha256"]) for k, v in raw["files"].items()}
-        sizes = {str(k): int(v.get("size", 0)) for k, v in raw["files"].items()}
-        blobs = {str(k): str(v["blob"]) for k, v in raw["files"].items() if v.get("blob")}
-        return (
-            InstalledManifest(str(raw["source_commit"]), str(raw.get("installed_at", "")), files,
-                              sizes, blobs),
-            f"installed manifest: commit {str(raw['source_commit'])[:10]}, {len(files)} files",
-        )
-    except (KeyError, TypeError, AttributeError, ValueError) as exc:
-        return None, f"installed manifest malformed ({exc!r}); treating the install as legacy"
+        m = _check(raw)
+    except Bad as exc:
+        raise refuse(path, exc, _HINT.format(path=path)) from None
+    return m, f"installed manifest: commit {m.source_commit[:10]}, {len(m.files)} files"
+
+
+_HINT = ("move it aside (mv {path} {path}.broken): the upgrade then recognises what is installed "
+         "from the source's history")
+
+
+def _check(raw: Any) -> InstalledManifest:
+    typed(raw, dict, "manifest")
+    if typed(raw.get("schema_version", 0), int, "schema_version") > SCHEMA_VERSION:
+        raise Bad(f"schema_version: {raw['schema_version']} is newer than this upgrader's "
+                  f"({SCHEMA_VERSION}); use the newer upgrader")
+    m = InstalledManifest(ident(raw.get("source_commit"), COMMIT, "source_commit"),
+                          str(raw.get("installed_at", "")))
+    for target, entry in typed(required(raw, "files", ""), dict, "files").items():
+        rel_path(target, "files")
+        if area_of_target(target) == "other" or is_protected(target):
+            raise Bad(f"files: {target!r} is not a path the upgrader installs")
+        typed(entry, dict, f"files[{target!r}]")
+        m.files[target] = ident(entry.get("sha256"), SHA256, f"files[{target!r}].sha256")
+        m.sizes[target] = typed(entry.get("size", 0), int, f"files[{target!r}].size")
+        blob = opt(entry.get("blob"), ident, COMMIT, f"files[{target!r}].blob")
+        if blob:
+            m.blobs[target] = blob
+    return m

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from .errors import ProbeError, UsageError
-from .fsutil import atomic_write_bytes
+from .fsutil import atomic_write_bytes, read_regular
 
 __all__ = [
     "CLIENT_NAME",
@@ -629,7 +629,7 @@ def scan_registered_tools(server_dir: Path) -> set[str]:
             if "__pycache__" in path.relative_to(server_dir).parts:
                 continue
             try:
-                yield path.read_bytes()
+                yield read_regular(path)  # never a FIFO a user (or an attacker) left there
             except OSError:
                 continue
 

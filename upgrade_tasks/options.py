@@ -294,9 +294,9 @@ def _parse(f: dataclasses.Field[Any], raw: Any, where: str) -> Any:
 
 def _range_text(spec: Spec) -> str:
     if spec.low is not None and spec.high is not None:
-        return f"{spec.low:g} to {spec.high:g}"
+        return f"a number between {spec.low:g} and {spec.high:g}"
     if spec.low is not None:
-        return f"{spec.low:g} or more"
+        return f"at least {spec.low:g}"
     return "any number"
 
 

@@ -55,6 +55,7 @@ from .layout import (
 )
 from .merge import is_binary, merge3
 from .source import BlobReader, Source
+from .trust import COMMIT, SHA256, Bad, ident, opt, rel_path, typed
 from .venv import normalise_requirements
 
 NEW_SUFFIX = ".praxis-new"
@@ -243,6 +244,22 @@ class Plan:
             out[a.area][str(a.action)] += 1
         return out
 
+    def writes(self, server_tree: Mapping[str, str]) -> dict[str, str]:
+        """Path -> sha256 this upgrade may write there: what a rollback may replace without
+        saving it aside (anything else found there is a later edit). ``server_tree``: the new
+        ``mcp_server/`` files and their checksums, when the tree is replaced."""
+        out: dict[str, str] = {}
+        for a in self.actions:
+            after = a.expected_after()
+            for rel in a.writes_to:
+                # NAME.praxis-new: written instead when the file met a change under our feet
+                sha = after.get(rel) or (a.new_sha if rel == a.target + NEW_SUFFIX else None)
+                if sha:
+                    out[rel] = sha
+        if self.server.changed:
+            out.update(server_tree)
+        return out
+
     @property
     def is_noop(self) -> bool:
         """Already at the target commit with nothing to write: no session, no backup."""
@@ -263,6 +280,36 @@ class Plan:
         raw["actions"] = [FileAction.from_json(a) for a in raw["actions"]]
         raw["server"] = ServerPlan(**raw["server"])
         return cls(**raw)
+
+
+def check_plan_json(raw: Any) -> None:
+    """Check a plan read back from a checkpoint (raises :class:`~upgrade_tasks.trust.Bad`):
+    every path it will write is confined to the install, every value has its type."""
+    typed(raw, dict, "plan")
+    for i, a in enumerate(typed(raw.get("actions"), list, "plan.actions")):
+        where = f"plan.actions[{i}]"
+        typed(a, dict, where)
+        unknown = set(a) - {f for f in FileAction.__dataclass_fields__}
+        if unknown:
+            raise Bad(f"{where}: unknown fields {sorted(unknown)}")
+        rel_path(a.get("target"), f"{where}.target", project_file=True)
+        if a.get("action") not in {x.value for x in Action}:
+            raise Bad(f"{where}.action: {a.get('action')!r} is not an action")
+        if a.get("resolution") not in (None, *(x.value for x in Resolution)):
+            raise Bad(f"{where}.resolution: {a.get('resolution')!r} is not a resolution")
+        for key in ("old_sha", "new_sha", "base_sha", "merged_sha"):
+            value = a.get(key)
+            if value is not None and not (isinstance(value, str) and (
+                    SHA256.fullmatch(value) or value.startswith(("symlink:", "special:")))):
+                raise Bad(f"{where}.{key}: {value!r} is not a checksum")
+        opt(a.get("base_blob"), typed, str, f"{where}.base_blob")
+        typed(a.get("mode", 0o644), int, f"{where}.mode")
+    server = typed(raw.get("server"), dict, "plan.server")
+    for key in ("added", "updated", "removed", "user_modified"):
+        for p in typed(server.get(key, []), list, f"plan.server.{key}"):
+            rel_path(p, f"plan.server.{key}", under="mcp_server")
+    opt(raw.get("installed_commit"), typed, str, "plan.installed_commit")
+    ident(raw.get("source_commit"), COMMIT, "plan.source_commit")
 
 
 # -- helpers -------------------------------------------------------------------------------
@@ -448,6 +495,9 @@ def plan_upgrade(
         sp.running_pid, sp.running_transport = running
     if base.note:
         notes.append(base.note)
+    for rel in base.skipped:
+        notes.append(f"{rel}: not a regular file (a FIFO, socket or device); never opened, "
+                     "left as it is")
     return Plan(
         source_commit=source.commit,
         installed_commit=base.commit,

@@ -13,16 +13,19 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from .backup_store import estimate_size
 from .checkpoint import PHASES, unfinished_session
 from .errors import ConflictAbort, PreflightError, UsageError
+from .fsutil import lstat_or_none
 from .installed import Base, load_base
 from .layout import Install, SymlinkInPath
-from .lock import describe_owner, probe_lock
+from .lock import check_lock_file, describe_owner, probe_lock
 from .manifest import read_installed_manifest
 from .mcp_client import tools_declared
 from .options import Options
@@ -122,12 +125,80 @@ def check_target(install: Install) -> None:
             f"recreate it: python3 -m venv {install.venv} && {install.venv_python} -m pip install "
             f"-r {install.requirements}; then rerun",
         )
+    if (install.root / "mcp_server").is_dir() and not os.access(install.venv_python, os.X_OK):
+        raise PreflightError(
+            f"the install's venv interpreter {install.venv_python} cannot be run by this user",
+            "it is not executable (its mode or owner), so the new server could not be checked",
+            f"make it executable (chmod +x {install.venv_python.resolve()}) or recreate the venv "
+            f"(python3 -m venv --clear {install.venv}), then rerun",
+        )
     if not os.access(install.root, os.W_OK):
         raise PreflightError(
             f"{install.root} is not writable by this user",
             "the upgrade must write standards, workflows, the server and a backup there",
             "run as the owner of the install (or use --sudo on remote hosts)",
         )
+
+
+#: The upgrader's own files and folders under .praxis-os: written as regular files and real
+#: directories only, never through a link (a link could send a log line into your notes).
+BOOKKEEPING = ("UPDATE_LOG.txt", "VERSION.json", ".installed-manifest.json",
+               ".upgrade-lock.owner.json", ".upgrade-reports", ".venvs")
+
+
+def check_bookkeeping(install: Install) -> None:
+    """Refuse (exit 3) an upgrade whose bookkeeping paths are links or odd files."""
+    check_lock_file(install.lock_file)
+    for rel in BOOKKEEPING:
+        st = lstat_or_none(install.root / rel)
+        if st is None:
+            continue
+        want_dir = not rel.endswith((".txt", ".json"))
+        ok = stat.S_ISDIR(st.st_mode) if want_dir else stat.S_ISREG(st.st_mode)
+        if not ok:
+            kind = "a symlink" if stat.S_ISLNK(st.st_mode) else "not a regular " + (
+                "directory" if want_dir else "file")
+            raise PreflightError(
+                f"{install.root / rel} is {kind}",
+                "the upgrader writes its own bookkeeping there and never through a link",
+                f"move it away (mv {install.root / rel} {install.root / rel}.moved), then rerun",
+            )
+
+
+def check_writable(install: Install, plan: Plan) -> None:
+    """Refuse (exit 3) before any change what this user could not write, replace or remove:
+    a FIFO, socket or device where the upgrade writes (it would block or fail half-way), and
+    a directory this user cannot change (e.g. a root-owned ``__pycache__`` left by a server
+    once run with sudo: the old ``mcp_server/`` could not be removed, nor a rollback done)."""
+    def refuse(path: Path, why: str, fix: str) -> PreflightError:
+        return PreflightError(f"the upgrade cannot write {path}", why, fix + "; then rerun")
+
+    for rel in plan.touched_paths():
+        path = install.path(rel)
+        st = lstat_or_none(path)
+        if st is not None and not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
+            raise refuse(path, "it is not a regular file (a FIFO, socket or device)",
+                         f"move it out of .praxis-os (mv {path} ~/)")
+        parent = path.parent  # the nearest existing directory (a file there becomes one)
+        while not parent.is_dir() and parent != install.root:
+            parent = parent.parent
+        if not os.access(parent, os.W_OK | os.X_OK):
+            raise refuse(path, f"this user cannot write the directory {parent}",
+                         f"give it back to the install's owner (sudo chown -R $(id -un) {parent})")
+    if plan.server.changed and install.server_dir.is_dir():
+        for root, _dirs, files in os.walk(install.server_dir):
+            if not os.access(root, os.W_OK | os.X_OK):
+                raise refuse(Path(root), f"this user cannot change {root} (its owner or mode), so "
+                             "the old mcp_server/ could not be replaced or restored",
+                             "give the tree back to the install's owner (sudo chown -R "
+                             f"$(id -un) {install.server_dir})")
+            for name in files:
+                mode = os.lstat(os.path.join(root, name)).st_mode
+                if not (stat.S_ISREG(mode) or stat.S_ISLNK(mode)):
+                    full = Path(root) / name
+                    raise refuse(full, "it is not a regular file (a FIFO, socket or device) in "
+                                 "mcp_server/, which the upgrade replaces whole",
+                                 f"move it out of .praxis-os (mv {full} ~/)")
 
 
 def source_tools(source: Source) -> set[str]:
@@ -239,10 +310,14 @@ def run_preflight(install: Install, opts: Options, interactive: bool = False) ->
             ask_conflicts(plan, install, source, reader)
     finally:
         reader.close()
+    check_bookkeeping(install)
+    check_writable(install, plan)
     staged = sum(f.size for f in source.server_files.values()) if plan.server.changed else 0
     written = sum(source.files[a.target].size for a in plan.actions
                   if a.action in ("add", "update", "conflict") and a.target in source.files)
-    need = int((estimate_size(install, plan) + staged + written) * 1.1) + (4 << 20)
+    # the backup, the staged server, the new files, and the room held for a rollback
+    # (backup_store.reserve_size: the server tree again, the largest file, 1 MB)
+    need = int((estimate_size(install, plan) + 2 * staged + written) * 1.1) + (4 << 20)
     free = shutil.disk_usage(install.root).free
     if free < need:
         raise PreflightError(

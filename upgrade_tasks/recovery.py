@@ -15,10 +15,12 @@ from __future__ import annotations
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from . import backup_store, report, signals
+from . import backup_store, fsutil, report, signals
 from . import venv as venv_mod
+from .backup_store import Backup
 from .checkpoint import Session, Status, list_sessions, now_iso, unfinished_session
 from .errors import RollbackError, UpgradeError, UsageError
 from .fsutil import sweep_temp_files
@@ -26,7 +28,7 @@ from .layout import Install
 from .lock import UpgradeLock, probe_lock
 from .mcp_client import probe_stdio
 from .options import Options
-from .plan import NEW_SUFFIX, Action, Plan
+from .plan import Plan
 from .preflight import check_target
 from .restart import restart_stopped, start_checked
 from .rollback import RestoreResult, restore_backup
@@ -34,21 +36,16 @@ from .runstate import Run
 from .server_process import find_running_servers, stop_server
 
 
-def allowed_after(s: Session | None) -> dict[str, str]:
-    """Path -> sha256 the session wrote there (content a rollback may replace without saving
-    it aside: anything else found there is a later edit)."""
-    out: dict[str, str] = {}
+def allowed_after(b: Backup, s: Session | None) -> dict[str, str]:
+    """Path -> sha256 the upgrade that made backup ``b`` may have written (content a rollback
+    may replace without saving it aside: anything else found there is a later edit). Backups
+    record it themselves; for older ones it comes from the session's plan."""
+    if b.writes is not None:
+        return b.writes
     if s is None or s.plan is None:
-        return out
-    plan = Plan.from_json(s.plan)
-    for a in plan.actions:
-        for rel, sha in a.expected_after().items():
-            if sha:
-                out[rel] = sha
-        if a.new_sha and a.action in (Action.ADD, Action.UPDATE, Action.CONFLICT):
-            out[a.target + NEW_SUFFIX] = a.new_sha  # written instead when it met a change
-    for rel, sha in s.artifacts(3).get("server_tree", {}).items():
-        out[rel] = sha
+        return {}
+    out = Plan.from_json(s.plan).writes({})
+    out.update(s.artifacts(3).get("server_tree", {}))
     return out
 
 
@@ -75,31 +72,40 @@ def _stop_servers(inst: Install, opts: Options) -> bool:
 
 # -- the automatic rollback ---------------------------------------------------------------
 def rollback_session(run: Run, s: Session, reason: str) -> RestoreResult:
-    """Restore the session's backup after a failed phase (or finish an interrupted one)."""
+    """Restore the session's backup after a failed phase (or finish an interrupted one).
+
+    The session is marked ``rolling_back`` before the first file is touched, so a rollback
+    killed half-way is finished by the next command. What follows the restore (pruning, the
+    final status, the log line, the reports) is best effort: the install is already as before.
+    """
     inst = run.install
     with signals.deferred():
         t0 = time.monotonic()
         if not s.backup_id:
-            s.set_status(Status.ROLLED_BACK, error=reason, finished_at=now_iso(),
-                         rollback="nothing to restore (no backup was made)")
+            _best_effort(run, lambda: s.set_status(
+                Status.ROLLED_BACK, error=reason, finished_at=now_iso(),
+                rollback="nothing to restore (no backup was made)"))
             report.write_reports_or_warn(inst, s, run.say)
             run.release()
             return RestoreResult()
-        if s.status != Status.ROLLING_BACK:
-            s.set_status(Status.ROLLING_BACK, error=reason)
         try:
+            if s.status != Status.ROLLING_BACK:
+                s.set_status(Status.ROLLING_BACK, error=reason)
             b = backup_store.load_backup(inst, s.backup_id)
             _stop_servers(inst, run.opts)
-            res = restore_backup(inst, b, allowed_after(s))
+            res = restore_backup(inst, b, allowed_after(b, s))
         except Exception as exc:
             err = exc if isinstance(exc, UpgradeError) else RollbackError(
                 "the rollback stopped part-way", f"{type(exc).__name__}: {exc}",
-                f"rerun `invoke rollback --project {inst.project}` (it resumes)")
-            s.set_status(Status.ROLLBACK_FAILED, error=f"{reason}; rollback: {err.what}")
+                f"fix the cause, then rerun `invoke rollback --project {inst.project}` (it "
+                "resumes)")
+            _best_effort(run, lambda: s.set_status(Status.ROLLBACK_FAILED,
+                                                   error=f"{reason}; rollback: {err.what}"))
             report.write_reports_or_warn(inst, s, run.say)
             run.release()
             raise err from exc
-        venv_mod.prune_venvs(inst, backup_store.venv_refs(inst))
+        _best_effort(run, lambda: fsutil.release(inst.reserve_file))
+        _best_effort(run, lambda: venv_mod.prune_venvs(inst, backup_store.venv_refs(inst)))
         summary = (f"{res.summary()} in {time.monotonic() - t0:.2f}s; restored server: "
                    f"{revalidate(inst, run.opts)}")
         try:
@@ -108,13 +114,22 @@ def rollback_session(run: Run, s: Session, reason: str) -> RestoreResult:
                 summary += f"; restarted over HTTP as pid {again['pid']} at {again['url']}"
         except UpgradeError as exc:
             summary += f"; the old server could NOT be restarted: {exc.what}"
-        s.set_status(Status.ROLLED_BACK, error=reason, finished_at=now_iso(), rollback=summary)
-        report.append_update_log(
-            inst, f"{now_iso()} | rolled back session {s.id} | {reason} | backup {s.backup_id}")
+        _best_effort(run, lambda: s.set_status(Status.ROLLED_BACK, error=reason,
+                                               finished_at=now_iso(), rollback=summary))
+        report.log_or_warn(
+            inst, f"{now_iso()} | rolled back session {s.id} | {reason} | backup {s.backup_id}",
+            run.say)
         report.write_reports_or_warn(inst, s, run.say)
         run.release()
         run.say(f"rollback complete: {summary}")
         return res
+
+
+def _best_effort(run: Run, write: Callable[[], object]) -> None:
+    try:
+        write()
+    except OSError as exc:
+        run.say(f"  warning: bookkeeping not written ({exc.strerror or exc})")
 
 
 # -- invoke rollback ------------------------------------------------------------------------------
@@ -154,8 +169,8 @@ def _abort_unstarted(inst: Install, un: Session) -> str:
             shutil.rmtree(inst.backups_dir / (un.backup_id + ".partial"), ignore_errors=True)
         un.set_status(Status.ABORTED, finished_at=now_iso(),
                       error="interrupted before its backup was complete; nothing was changed")
-        report.append_update_log(inst, f"{now_iso()} | aborted session {un.id} | "
-                                 "interrupted before any change")
+        report.log_or_warn(inst, f"{now_iso()} | aborted session {un.id} | "
+                           "interrupted before any change", print)
     finally:
         lock.release()
     return (f"session {un.id} was interrupted before it changed anything; marked aborted. "
@@ -187,9 +202,7 @@ def plan_chain(inst: Install, ids: list[str], wanted: str, un: Session | None) -
         )
     sessions = {s.id: s for s in list_sessions(inst.state_dir)}
     links: list[tuple[str, Session | None]] = []
-    for bid in reversed(ids):
-        if bid < target:
-            break
+    for bid in reversed(ids[ids.index(target):]):  # ``ids`` is in backup order, oldest first
         b = backup_store.load_backup(inst, bid)
         sess = sessions.get(str(b.manifest.get("session_id")))
         if bid != target and sess is not None and sess.status in (Status.ROLLED_BACK,
@@ -205,7 +218,7 @@ def _restore_chain(run: Run, chain: Chain) -> list[str]:
     for bid, sess in chain.links:
         b = backup_store.load_backup(inst, bid)
         try:
-            res = restore_backup(inst, b, allowed_after(sess))
+            res = restore_backup(inst, b, allowed_after(b, sess))
         except Exception as exc:
             err = exc if isinstance(exc, UpgradeError) else RollbackError(
                 "the rollback stopped part-way", f"{type(exc).__name__}: {exc}",
@@ -220,9 +233,9 @@ def _restore_chain(run: Run, chain: Chain) -> list[str]:
                             rollback=f"by hand from backup {bid}: {res.summary()}",
                             error=sess.error or "rolled back by hand")
             report.write_reports_or_warn(inst, sess, run.say)
-        report.append_update_log(
+        report.log_or_warn(
             inst, f"{now_iso()} | rolled back by hand to backup {bid} | "
-            f"session {sess.id if sess else 'unknown'}")
+            f"session {sess.id if sess else 'unknown'}", run.say)
     return done
 
 
@@ -246,6 +259,7 @@ def manual_rollback(opts: Options) -> str:
             http_was_running = _stop_servers(inst, opts)
             done = _restore_chain(run, chain)
         venv_mod.prune_venvs(inst, backup_store.venv_refs(inst))
+        _best_effort(run, lambda: fsutil.release(inst.reserve_file))
     finally:
         run.release()
     lines = ["rollback complete:"] + [f"  {d}" for d in done]

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import socket
 from collections.abc import Callable
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .checkpoint import PHASES, Session, now_iso
-from .fsutil import atomic_write_bytes, atomic_write_json, fsync_dir
+from .fsutil import NotRegular, atomic_write_bytes, atomic_write_json, fsync_dir, read_regular
 from .layout import Install
 
 
@@ -90,8 +91,12 @@ def render_markdown(rep: dict[str, Any]) -> str:
 
 
 def write_reports(install: Install, session: Session) -> tuple[Path, Path]:
+    """Write ``<session>.json`` and ``.md`` atomically into the reports folder (a real folder:
+    never through a link)."""
     rep = build_report(session)
     install.reports_dir.mkdir(parents=True, exist_ok=True)
+    if install.reports_dir.is_symlink() or not install.reports_dir.is_dir():
+        raise NotRegular(errno.ELOOP, "not a real directory", str(install.reports_dir))
     j = install.reports_dir / f"{session.id}.json"
     m = install.reports_dir / f"{session.id}.md"
     atomic_write_json(j, rep, pretty=True)
@@ -114,7 +119,8 @@ def write_reports_or_warn(install: Install, session: Session | None,
 def append_update_log(install: Install, line: str) -> None:
     """Append exactly one line (O_APPEND: concurrent writers never interleave a line)."""
     data = (line.rstrip("\n") + "\n").encode()
-    fd = os.open(install.update_log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
+    fd = os.open(install.update_log, flags, 0o644)  # never through a link
     try:
         os.write(fd, data)
         os.fsync(fd)
@@ -126,11 +132,20 @@ def append_update_log(install: Install, line: str) -> None:
 def append_update_log_once(install: Install, line: str, session: str) -> None:
     """Append the run's line unless a previous attempt of this session already did."""
     try:
-        if session in install.update_log.read_text(errors="replace"):
+        if session.encode() in read_regular(install.update_log):
             return
     except FileNotFoundError:
         pass
     append_update_log(install, line)
+
+
+def log_or_warn(install: Install, line: str, say: Callable[[str], None]) -> None:
+    """The UPDATE_LOG line of a rollback or an abort: wanted, but never worth failing the
+    rollback for (a full disk, a log that is a link)."""
+    try:
+        append_update_log(install, line)
+    except OSError as exc:
+        say(f"warning: UPDATE_LOG.txt line not written ({exc.strerror or exc}): {line}")
 
 
 def write_version_record(install: Install, commit: str, previous: str | None, source: str,

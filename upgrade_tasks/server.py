@@ -27,8 +27,8 @@ from .checkpoint import Session, now_iso
 from .errors import PhaseError
 from .fsutil import (
     batched_dir_syncs,
+    file_sha_or_none,
     fsync_dir,
-    sha256_file,
     sync_dir,
 )
 from .layout import Install
@@ -65,7 +65,9 @@ def live_tree(path: Path) -> dict[str, str]:
             if name.endswith((".pyc", ".pyo")):
                 continue
             full = Path(root) / name
-            out[full.relative_to(path).as_posix()] = sha256_file(full)
+            sha = file_sha_or_none(full)  # never opens a FIFO or follows a link
+            if sha is not None:
+                out[full.relative_to(path).as_posix()] = sha
     return out
 
 

@@ -14,7 +14,10 @@ def _sigterm(signum: int, frame: FrameType | None) -> None:
 
 
 def install_handlers() -> None:
-    """SIGTERM raises KeyboardInterrupt like Ctrl-C does."""
+    """Ctrl-C and SIGTERM raise KeyboardInterrupt. Set explicitly: a process started in the
+    background (``nohup``, ``&`` in a non-interactive shell, some CI runners) inherits SIGINT
+    as *ignored*, and Python then never installs its own handler, so Ctrl-C would be lost."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     if hasattr(signal, "SIGTERM"):
         signal.signal(signal.SIGTERM, _sigterm)
 

@@ -224,6 +224,17 @@ def run_post_install(install: Install, venv_rel: str, requirements: Path,
                          "fix it, or pass --post-install skip and run it by hand later")
 
 
+def drop_unswitched(install: Install, name: str | None) -> None:
+    """Remove the environment ``name`` a failed session was building, unless ``venv`` points
+    at it (it frees space, and the rollback never needs it)."""
+    if not name:
+        return
+    st = venv_state(install)
+    if st.kind == "symlink" and st.target == f"{VENVS}/{name}":
+        return
+    rmtree_durable(install.root / VENVS / str(name))
+
+
 def prune_venvs(install: Install, keep: set[str]) -> list[str]:
     """Delete environments under .venvs/ that neither the link nor a kept backup needs."""
     d = install.root / VENVS
