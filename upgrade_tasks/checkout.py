@@ -20,9 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from .errors import PreflightError, UsageError
-from .gitutil import CatFile, git, git_ok
+from .fsutil import open_regular
+from .gitutil import CatFile, git, git_blob_id, git_ok
 from .history import History, load_history
 from .layout import map_source_path
+from .redact import redact
 from .source import BlobReader, Relation, Source, SourceFile
 
 _URL_RE = re.compile(r"^(?:[a-z+]+://|[\w.-]+@[\w.-]+:)", re.IGNORECASE)
@@ -70,11 +72,13 @@ def clone(url: str) -> Path:
     if proc.returncode != 0:
         err = proc.stderr.decode(errors="replace").strip().splitlines()
         raise UsageError(
-            f"cannot clone the source {url}",
-            err[-1] if err else f"git clone exited {proc.returncode}",
+            f"cannot clone the source {redact(url)}",
+            redact(err[-1]) if err else f"git clone exited {proc.returncode}",
             "check the URL and your network/credentials, or clone it yourself and pass "
             "--source PATH",
         )
+    if redact(url) != url:  # git keeps the URL in the clone's config: not its credentials
+        git(tmp / "src", "remote", "set-url", "origin", redact(url))
     return tmp / "src"
 
 
@@ -116,7 +120,9 @@ def open_checkout(spec: str, commit: str | None = None) -> Checkout:
             f"it has no {' and no '.join(d + '/' for d in missing)}",
             "pass the root of a praxis-os checkout (it has universal/ and mcp_server/)",
         )
-    status = git(root, "status", "--porcelain", "--untracked-files=normal")
+    # --no-optional-locks: a plain `git status` refreshes the index file; reading the source
+    # must not write to it
+    status = git(root, "--no-optional-locks", "status", "--porcelain", "--untracked-files=normal")
     if status.strip():
         lines = status.rstrip("\n").splitlines()
         shown = ", ".join(line[3:] for line in lines[:5]) + (" ..." if len(lines) > 5 else "")
@@ -138,49 +144,74 @@ def open_checkout(spec: str, commit: str | None = None) -> Checkout:
 
 
 def _list_files(src: Checkout) -> None:
-    out = git(src.root, "ls-files", "-s", "-z")
-    for rec in out.split("\0"):
-        if not rec:
-            continue
-        meta, _, path = rec.partition("\t")
-        mode, blob = meta.split(" ")[:2]
-        mapped = map_source_path(path)
-        if mapped is None:
-            continue
-        area, target = mapped
-        pp = PurePosixPath(path)
-        if pp.is_absolute() or ".." in pp.parts:
-            raise PreflightError(
-                f"source entry {path!r} escapes the repository",
-                "absolute paths and '..' components are never installed",
-                "fix the source repository",
+    """List the files of the commit (``git ls-tree HEAD``: the commit, not the index) that an
+    install receives. Each work-tree file is read once, for its sha256 and its git blob id;
+    a file whose bytes are not the commit's (an edit hidden from ``git status`` with
+    ``--assume-unchanged`` or ``--skip-worktree``) is taken from the commit's objects instead,
+    so what is installed is exactly what is recorded."""
+    out = git(src.root, "ls-tree", "-r", "-z", "--full-tree", "HEAD")
+    objects: CatFile | None = None
+    try:
+        for rec in out.split("\0"):
+            if not rec:
+                continue
+            meta, _, path = rec.partition("\t")
+            mode, _kind, blob = meta.split(" ")[:3]
+            mapped = map_source_path(path)
+            if mapped is None:
+                continue
+            area, target = mapped
+            pp = PurePosixPath(path)
+            if pp.is_absolute() or ".." in pp.parts:
+                raise PreflightError(
+                    f"source entry {path!r} escapes the repository",
+                    "absolute paths and '..' components are never installed",
+                    "fix the source repository",
+                )
+            if mode in ("120000", "160000"):
+                kind = "a symlink" if mode == "120000" else "a submodule"
+                raise PreflightError(
+                    f"source entry {path} is {kind}",
+                    "only regular files are installed; links could point outside the source",
+                    "replace it with a regular file in the source repository",
+                )
+            full = src.root / path
+            st = os.lstat(full)
+            if not stat.S_ISREG(st.st_mode):
+                raise PreflightError(
+                    f"source entry {path} is not a regular file",
+                    "only regular files are installed",
+                    "fix the source repository",
+                )
+            sha, blob_now = _hash(full, st.st_size)
+            data = None
+            if blob_now != blob:
+                objects = objects or CatFile(src.root)
+                data = objects.read(blob)
+                if data is None or git_blob_id(data) != blob:
+                    raise PreflightError(f"source entry {path}: its committed version {blob} "
+                                         "cannot be read", "the repository is incomplete",
+                                         "run `git fsck` in the source")
+                sha = hashlib.sha256(data).hexdigest()
+                src.notes.append(f"source file {path} differs from its commit in the work tree "
+                                 "(hidden from git status: assume-unchanged or skip-worktree?); "
+                                 "the committed version is installed")
+            src.files[target] = SourceFile(
+                src=path, target=target, area=area, sha256=sha,
+                size=len(data) if data is not None else st.st_size,
+                mode=0o755 if mode == "100755" else 0o644, abspath=full, blob=blob, data=data,
             )
-        if mode in ("120000", "160000"):
-            kind = "a symlink" if mode == "120000" else "a submodule"
-            raise PreflightError(
-                f"source entry {path} is {kind}",
-                "only regular files are installed; links could point outside the source",
-                "replace it with a regular file in the source repository",
-            )
-        full = src.root / path
-        st = os.lstat(full)
-        if not stat.S_ISREG(st.st_mode):
-            raise PreflightError(
-                f"source entry {path} is not a regular file",
-                "only regular files are installed",
-                "fix the source repository",
-            )
-        h = hashlib.sha256()
-        with open(full, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                h.update(block)
-        src.files[target] = SourceFile(
-            src=path,
-            target=target,
-            area=area,
-            sha256=h.hexdigest(),
-            size=st.st_size,
-            mode=0o755 if mode == "100755" else 0o644,
-            abspath=full,
-            blob=blob,
-        )
+    finally:
+        if objects is not None:
+            objects.close()
+
+
+def _hash(path: Path, size: int) -> tuple[str, str]:
+    """(sha256, git blob id) of a file, in one read."""
+    h = hashlib.sha256()
+    g = hashlib.sha1(b"blob %d\0" % size, usedforsecurity=False)
+    with open_regular(path) as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+            g.update(block)
+    return h.hexdigest(), g.hexdigest()

@@ -263,7 +263,8 @@ def check_session_json(raw: dict[str, Any], filename: str) -> None:
     sid = ident(raw["session_id"], SESSION_ID, "session_id")
     if filename != f"{sid}.json":
         raise Bad(f"session_id: {sid!r} does not match the file name {filename!r}")
-    if raw.get("status", Status.RUNNING) not in {s.value for s in Status}:
+    status = raw.get("status", Status.RUNNING)
+    if not isinstance(status, str) or status not in {s.value for s in Status}:
         raise Bad(f"status: {raw.get('status')!r} is not a session status")
     for p in typed(raw.get("completed_phases", []), list, "completed_phases"):
         if isinstance(p, bool) or not isinstance(p, int) or not 0 <= p <= LAST:

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 from . import backup_store, faults, fsutil, report
 from . import venv as venv_mod
+from .checkout import is_git_url
 from .checkpoint import now_iso
+from .redact import redact
 from .runstate import Run
 
 
@@ -15,7 +17,8 @@ def step(run: Run) -> str:
     s, src, plan = run.need()
     inst = run.install
     prev = plan.installed_commit
-    report.write_version_record(inst, src.commit, prev, str(src.root), s.id)
+    where = redact(src.spec) if is_git_url(src.spec) else str(src.root)
+    report.write_version_record(inst, src.commit, prev, where, s.id)
     c = s.artifacts(2)
     line = (f"{now_iso()} | upgraded {(prev or 'unknown')[:10]} -> {src.short} | "
             f"added {len(c.get('added', []))}, updated {len(c.get('updated', []))}, "

@@ -31,12 +31,13 @@ from .fsutil import (
     durable_unlink,
     file_sha_or_none,
     parallel_map,
+    read_regular,
     remove_empty_parents,
     sha256_bytes,
 )
 from .layout import PRAXIS_DIR, Install, SymlinkInPath, is_protected
 from .merge import merge3
-from .plan import MERGE_SUFFIX, NEW_SUFFIX, Action, FileAction, Plan, Resolution, attention_items
+from .plan import Action, FileAction, Plan, Resolution, attention_items
 from .runstate import Run
 from .server_process import stop_for_upgrade
 from .source import Source
@@ -99,7 +100,7 @@ def _install_file(install: Install, source: Source, src_target: str, rel: str, m
 
 def _keep_beside(install: Install, source: Source, a: FileAction, res: ContentResult,
                  note: str) -> None:
-    side = a.target + NEW_SUFFIX
+    side = a.new_side
     if file_sha_or_none(install.path(side)) != a.new_sha:
         _install_file(install, source, a.target, side, a.mode)
     res.conflicts.append({"path": a.target, "resolution": "keep", "new_version": side,
@@ -129,10 +130,10 @@ def apply_action(install: Install, source: Source, a: FileAction, res: ContentRe
     cur = file_sha_or_none(path)
     if a.area == "gitignore":
         try:
-            now = path.read_bytes().decode("utf-8", "replace")
+            now = read_regular(path)
         except FileNotFoundError:
-            now = ""
-        want = gitignore.with_block(now).encode()
+            now = b""
+        want = gitignore.with_block(now)
         if cur != sha256_bytes(want):
             atomic_write_bytes(path, want, mode=0o644)
         (res.added if a.action == Action.ADD else res.updated).append(a.target)
@@ -185,14 +186,14 @@ def apply_action(install: Install, source: Source, a: FileAction, res: ContentRe
             res.conflicts.append({"path": a.target, "resolution": "merged",
                                   "note": "your changes and upstream's merged cleanly"})
         elif r == Resolution.MERGE_CONFLICT:
-            side_m = a.target + MERGE_SUFFIX
+            side_m = a.merge_side
             if file_sha_or_none(install.path(side_m)) != a.merged_sha:
                 if cur != a.old_sha:
                     _keep_beside(install, source, a, res, "changed while the upgrade ran")
                     return
                 data = merged_content(a, install, source)
                 _write(install, side_m, data, a.mode)
-            side_n = a.target + NEW_SUFFIX
+            side_n = a.new_side
             if file_sha_or_none(install.path(side_n)) != a.new_sha:
                 _install_file(install, source, a.target, side_n, a.mode)
             res.conflicts.append({
@@ -243,7 +244,7 @@ def verify_content(install: Install, plan: Plan) -> list[str]:
             if cur == sha:
                 continue
             if a.action in (Action.ADD, Action.UPDATE, Action.CONFLICT) and file_sha_or_none(
-                install.path(a.target + NEW_SUFFIX)
+                install.path(a.new_side)
             ) == a.new_sha:
                 continue  # met a concurrent change: kept, new version written beside it
             if a.action == Action.REMOVE and cur is not None and cur != a.old_sha:

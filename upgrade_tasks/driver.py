@@ -43,7 +43,8 @@ from .fsutil import sweep_temp_files
 from .options import Options
 from .plan import Plan, render_plan
 from .preflight import check_target, dry_run, run_preflight
-from .recovery import rollback_session
+from .recovery import finish_interrupted, rollback_session
+from .redact import is_redacted, redact
 from .runstate import Run
 from .snapshot import snapshot_commit
 from .sources import open_source
@@ -88,6 +89,12 @@ def begin(run: Run) -> None:
     install's unfinished session. A no-op upgrade ends here without a session."""
     inst = run.install
     check_target(inst)
+    finished = finish_interrupted(run)
+    if finished is not None:
+        raise PhaseError(
+            "an interrupted rollback was finished first; the upgrade did not start", finished,
+            "the install is as it was before the upgrade that was rolled back; rerun `invoke "
+            "upgrade` to upgrade it")
     unfinished = unfinished_session(inst.state_dir)
     if unfinished is not None:
         resume(run, unfinished)
@@ -146,9 +153,18 @@ def resume(run: Run, s: Session) -> None:
         )
     arts0 = s.artifacts(0)
     spec = arts0.get("source_spec") or arts0.get("source_path", "")
-    if run.opts.source and run.opts.source not in (spec, arts0.get("source_path")):
-        if snapshot_commit(run.opts.source) == arts0.get("source_commit"):
-            spec = run.opts.source  # the same commit's snapshot, uploaded again under a new name
+    given = run.opts.source
+    if given and redact(given) == spec:
+        spec = given  # the URL again, with the credentials the checkpoint never holds
+    elif is_redacted(spec):
+        raise UsageError(
+            f"the unfinished upgrade (session {s.id}) is from {spec}",
+            "its credentials are never stored, so the source cannot be cloned again without them",
+            f"resume with `invoke upgrade --project {inst.project} --source URL` (the same URL)",
+        )
+    elif given and given not in (spec, arts0.get("source_path")):
+        if snapshot_commit(given) == arts0.get("source_commit"):
+            spec = given  # the same commit's snapshot, uploaded again under a new name
         else:
             raise UsageError(
                 f"an unfinished upgrade (session {s.id}) is in progress from {spec}",
@@ -408,7 +424,7 @@ def finish(run: Run) -> None:
             "reload it in your IDE (Cursor: Settings > MCP > toggle praxis-os) to use the new code")
     if arts3.get("restart_note"):
         say(f"  {arts3['restart_note']}")
-    for n in run.notes:
+    for n in [*run.need()[2].notes, *run.notes]:
         say(f"  note: {n}")
     if paths:
         say(f"  report: {paths[1]}")

@@ -7,6 +7,10 @@ README's exit-code table).
 
 from __future__ import annotations
 
+import traceback
+
+from .redact import redact
+
 EXIT_OK = 0
 EXIT_USAGE = 2
 EXIT_PREFLIGHT = 3
@@ -149,7 +153,5 @@ def exit_status(exc: BaseException, debug: bool = False) -> tuple[str, int]:
                 "shows whether anything is left to resume or roll back")
         code = EXIT_INTERNAL
     if debug and not isinstance(exc, KeyboardInterrupt):
-        import traceback
-
         text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)) + text
-    return text, code
+    return redact(text), code

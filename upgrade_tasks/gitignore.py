@@ -33,34 +33,43 @@ BEGIN = "# >>> prAxIs OS upgrader: patterns the install needs (managed block)"
 END = "# <<< prAxIs OS upgrader"
 
 
-def with_block(current: str) -> str:
+def with_block(current: bytes) -> bytes:
     """The project's .gitignore with our managed block: only patterns not already present
-    (line by line, exact), no trailing comments; idempotent."""
-    lines = current.splitlines()
-    outside: list[str] = []
+    (line by line, exact), no trailing comments; idempotent.
+
+    Edited as bytes: every byte outside the block is kept as it is (a Latin-1 line stays
+    Latin-1), the block uses the file's own line ending (CRLF if the file has any), and a
+    file without a final newline still has none.
+    """
+    nl = b"\r\n" if b"\r\n" in current else b"\n"
+    begin, end = BEGIN.encode(), END.encode()
+    outside: list[bytes] = []
     block_at: int | None = None
     inside = False
-    for ln in lines:
-        if ln.strip() == BEGIN:
+    for ln in current.splitlines(keepends=True):
+        if ln.strip() == begin:
             inside, block_at = True, len(outside)
             continue
         if inside:
-            if ln.strip() == END:
+            if ln.strip() == end:
                 inside = False
             continue
         outside.append(ln)
     present = {ln.strip() for ln in outside}
-    needed = [p for p in PATTERNS
-              if p not in present and p.rstrip("/") not in present and "/" + p not in present]
-    block = [BEGIN, *needed, END] if needed else []
+    needed = [p.encode() for p in PATTERNS if not {p.encode(), p.rstrip("/").encode(),
+                                                   b"/" + p.encode()} & present]
     if block_at is None:
-        if block and outside and outside[-1].strip():
-            block = ["", *block]
-        new_lines = outside + block
-    else:
-        new_lines = outside[:block_at] + block + outside[block_at:]
-    text = "\n".join(new_lines)
-    return text + "\n" if text else ""
+        if needed and outside:
+            if not outside[-1].endswith((b"\n", b"\r")):
+                outside[-1] += nl  # the block starts on a line of its own
+            if outside[-1].strip():
+                outside.append(nl)  # and after a blank line
+        block_at = len(outside)
+    block = b"".join(line + nl for line in [begin, *needed, end]) if needed else b""
+    after = b"".join(outside[block_at:])
+    if block and not after and current and not current.endswith((b"\n", b"\r")):
+        block = block[: -len(nl)]  # the file had no final newline: it still has none
+    return b"".join(outside[:block_at]) + block + after
 
 
 def probe_paths() -> list[str]:

@@ -15,6 +15,7 @@ a merge needs.
 from __future__ import annotations
 
 import os
+import re
 import stat
 import subprocess
 from dataclasses import dataclass, field
@@ -96,6 +97,10 @@ class Recognition:
         return self.explained / len(self.pristine) if self.pristine else 0.0
 
 
+#: NAME.praxis-new / NAME.praxis-merge, with the tag a later upgrade adds (plan.side_tag)
+_SIDE_FILE = re.compile(r"\.praxis-(new|merge)(\.[0-9a-f]+)?$")
+
+
 def local_system_files(install: Install, skipped: list[str] | None = None) -> dict[str, Path]:
     """Regular files on disk under the system-owned areas (target path -> absolute path).
     Links are left out; FIFOs, sockets and devices too, never opened, and listed in
@@ -111,7 +116,7 @@ def local_system_files(install: Install, skipped: list[str] | None = None) -> di
             for name in files:
                 full = Path(root) / name
                 rel = full.relative_to(install.root).as_posix()
-                if name.endswith((".pyc", ".pyo", ".praxis-new", ".praxis-merge")):
+                if name.endswith((".pyc", ".pyo")) or _SIDE_FILE.search(name):
                     continue
                 mode = os.lstat(full).st_mode
                 if stat.S_ISLNK(mode):

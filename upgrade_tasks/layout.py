@@ -117,6 +117,12 @@ class Install:
         return self.root / ".cache" / "state"
 
     @property
+    def rollback_journal(self) -> Path:
+        """Written before ``invoke rollback`` restores anything, removed when it is done: a
+        rollback killed half-way is finished by the next command."""
+        return self.state_dir / "rollback.json"
+
+    @property
     def reserve_file(self) -> Path:
         """Space held during an upgrade for its rollback (freed when it ends)."""
         return self.state_dir / ".rollback-reserve"

@@ -109,9 +109,9 @@ class UpgradeLock:
     def release(self) -> None:
         if self._lock is None:
             return
-        try:
+        try:  # the record is advisory; the kernel lock below is what matters
             self.owner_file.unlink()
-        except FileNotFoundError:
+        except OSError:
             pass
         self._lock.release(force=True)
         self._lock = None

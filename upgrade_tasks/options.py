@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import UsageError
+from .redact import redact
 
 # -- which tasks take an option ------------------------------------------------------------
 #: The six phase tasks; ``upgrade`` chains them and takes everything they take.
@@ -149,8 +150,12 @@ class Options:
     def session_record(self) -> dict[str, Any]:
         """What a checkpoint records of the options that shaped its session (the host engine's
         options, so a resume can tell a different source from the same one)."""
-        return {f.name: _jsonable(getattr(self, f.name)) for f in _fields()
-                if "upgrade" in _spec(f).host}
+        out: dict[str, Any] = {}
+        for f in _fields():
+            if "upgrade" in _spec(f).host:
+                value = _jsonable(getattr(self, f.name))
+                out[f.name] = redact(value) if isinstance(value, str) else value
+        return out
 
 
 def _jsonable(value: Any) -> Any:

@@ -33,6 +33,7 @@ import difflib
 import hashlib
 import json
 import os
+import re
 import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -129,6 +130,18 @@ class FileAction:
     base_blob: str | None = None  # git blob id of the base, for merging
     merged_sha: str | None = None  # sha256 of the merge result (clean, or with markers)
     note: str = ""
+    #: set when a NAME.praxis-new / .praxis-merge from an earlier upgrade is still there: the
+    #: files written for you to act on are yours once written, so this upgrade's go beside
+    #: them as NAME.praxis-new.<tag> (the source commit's short id)
+    side_tag: str = ""
+
+    @property
+    def new_side(self) -> str:
+        return self.target + NEW_SUFFIX + (f".{self.side_tag}" if self.side_tag else "")
+
+    @property
+    def merge_side(self) -> str:
+        return self.target + MERGE_SUFFIX + (f".{self.side_tag}" if self.side_tag else "")
 
     @classmethod
     def from_json(cls, raw: Mapping[str, Any]) -> FileAction:
@@ -146,11 +159,11 @@ class FileAction:
         """
         if self.action in (Action.ADD, Action.UPDATE):
             beside = self.area not in ("gitignore", "flag")
-            return [self.target] + ([self.target + NEW_SUFFIX] if beside else [])
+            return [self.target] + ([self.new_side] if beside else [])
         if self.action in (Action.REMOVE, Action.FLAG):
             return [self.target]
         if self.action == Action.CONFLICT:
-            return list(self.expected_after()) + [self.target + NEW_SUFFIX]
+            return list(self.expected_after()) + [self.new_side]
         return []
 
     def expected_after(self) -> dict[str, str | None]:
@@ -166,11 +179,10 @@ class FileAction:
             if r == Resolution.MERGED:
                 return {self.target: self.merged_sha}
             if r == Resolution.MERGE_CONFLICT:
-                return {self.target + NEW_SUFFIX: self.new_sha,
-                        self.target + MERGE_SUFFIX: self.merged_sha}
+                return {self.new_side: self.new_sha, self.merge_side: self.merged_sha}
             if r == Resolution.MINE:
                 return {}
-            return {self.target + NEW_SUFFIX: self.new_sha}
+            return {self.new_side: self.new_sha}
         return {}
 
 
@@ -184,7 +196,9 @@ class ServerPlan:
     added: list[str] = field(default_factory=list)
     updated: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
-    user_modified: list[str] = field(default_factory=list)  # differs from base: overwritten
+    #: live files that are not what was installed (edited, or added by you or an editor): the
+    #: tree is replaced whole, so phase 3 saves them to the backup's kept/ first
+    user_modified: list[str] = field(default_factory=list)
     requirements_changed: bool = False
     deps_action: str = "none"  # "install" or "none"
     deps_reason: str = ""
@@ -253,7 +267,7 @@ class Plan:
             after = a.expected_after()
             for rel in a.writes_to:
                 # NAME.praxis-new: written instead when the file met a change under our feet
-                sha = after.get(rel) or (a.new_sha if rel == a.target + NEW_SUFFIX else None)
+                sha = after.get(rel) or (a.new_sha if rel == a.new_side else None)
                 if sha:
                     out[rel] = sha
         if self.server.changed:
@@ -303,6 +317,8 @@ def check_plan_json(raw: Any) -> None:
                     SHA256.fullmatch(value) or value.startswith(("symlink:", "special:")))):
                 raise Bad(f"{where}.{key}: {value!r} is not a checksum")
         opt(a.get("base_blob"), typed, str, f"{where}.base_blob")
+        if not re.fullmatch(r"[0-9a-f]{0,40}", typed(a.get("side_tag", ""), str, f"{where}.side_tag")):
+            raise Bad(f"{where}.side_tag: {a.get('side_tag')!r} is not a commit id")
         typed(a.get("mode", 0o644), int, f"{where}.mode")
     server = typed(raw.get("server"), dict, "plan.server")
     for key in ("added", "updated", "removed", "user_modified"):
@@ -398,6 +414,14 @@ def plan_upgrade(
                 a.resolution = Resolution.KEEP
         actions.append(a)
 
+    # -- files written for the user by an earlier upgrade are theirs: never overwritten
+    for a in actions:
+        if a.action in (Action.ADD, Action.UPDATE, Action.CONFLICT) and a.area not in (
+                "gitignore", "flag"):
+            sides = {a.new_side: a.new_sha, a.merge_side: a.merged_sha}
+            if any(file_sha_or_none(install.path(p)) not in (None, sha) for p, sha in sides.items()):
+                a.side_tag = source.commit[:10]
+
     # -- a directory that becomes a file upstream: when every file in the directory is one we
     #    remove (pristine, deleted upstream), the new file replaces it (content removes first)
     removed = {a.target for a in actions if a.action == Action.REMOVE}
@@ -430,9 +454,9 @@ def plan_upgrade(
         gi_now = gi_path.read_bytes()
     except FileNotFoundError:
         gi_now = None
-    gi_new = gitignore.with_block(gi_now.decode("utf-8", "replace") if gi_now is not None else "")
-    if gi_now is None or gi_new.encode() != gi_now:
-        new_sha = hashlib.sha256(gi_new.encode()).hexdigest()
+    gi_new = gitignore.with_block(gi_now or b"")
+    if gi_now is None or gi_new != gi_now:
+        new_sha = hashlib.sha256(gi_new).hexdigest()
         actions.append(FileAction(GITIGNORE, Action.ADD if gi_now is None else Action.UPDATE, "gitignore",
                                   hashlib.sha256(gi_now).hexdigest() if gi_now is not None else None,
                                   new_sha, mode=0o644))
@@ -474,7 +498,7 @@ def plan_upgrade(
                 sp.user_modified.append(t)
     for t in sorted(set(live) - set(srv_new)):
         sp.removed.append(t)
-        if t in bfiles and live[t] != bfiles[t][0]:
+        if t not in bfiles or live[t] != bfiles[t][0]:  # edited, or never installed by us
             sp.user_modified.append(t)
     sp.changed = bool(sp.added or sp.updated or sp.removed)
 
@@ -531,11 +555,11 @@ def attention_items(plan: Plan) -> list[str]:
             if a.resolution == Resolution.KEEP:
                 why = f" ({a.note})" if a.note else ""
                 out.append(f"{a.target}: changed by you and upstream; yours kept{why}. Compare: "
-                           f"diff -u {d}/{a.target} {d}/{a.target}{NEW_SUFFIX}")
+                           f"diff -u {d}/{a.target} {d}/{a.new_side}")
             elif a.resolution == Resolution.MERGE_CONFLICT:
                 out.append(f"{a.target}: changed by you and upstream; the merge has conflicts. "
-                           f"Yours kept; resolve {d}/{a.target}{MERGE_SUFFIX} (markers) and copy "
-                           f"it over; upstream's is {d}/{a.target}{NEW_SUFFIX}")
+                           f"Yours kept; resolve {d}/{a.merge_side} (markers) and copy it over; "
+                           f"upstream's is {d}/{a.new_side}")
             elif a.resolution == Resolution.MERGED:
                 out.append(f"{a.target}: your changes and upstream's merged cleanly; the version "
                            "before is in the backup")
@@ -547,8 +571,8 @@ def attention_items(plan: Plan) -> list[str]:
             out.append(f"config.json: upstream changed its defaults; review "
                        f"diff -u {d}/config.json {d}/{CONFIG_NEW}")
     for t in plan.server.user_modified:
-        out.append(f"{t}: differed from what was installed; replaced (your version is in the "
-                   "backup)")
+        out.append(f"{t}: yours (not what was installed) in mcp_server/, which is replaced "
+                   f"whole; saved in the backup's kept/{t}")
     out.extend(plan.attention)
     return out
 

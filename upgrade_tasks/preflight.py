@@ -30,8 +30,6 @@ from .manifest import read_installed_manifest
 from .mcp_client import tools_declared
 from .options import Options
 from .plan import (
-    MERGE_SUFFIX,
-    NEW_SUFFIX,
     Plan,
     Resolution,
     decide_merge,
@@ -39,6 +37,7 @@ from .plan import (
     render_plan,
     unified_diff,
 )
+from .redact import redact
 from .runstate import Run
 from .server_process import find_running_servers
 from .source import BlobReader, Relation, Source
@@ -62,7 +61,7 @@ class PreflightResult:
     def artifacts(self) -> dict[str, Any]:
         return {
             "source_path": str(self.source.root),
-            "source_spec": self.source.spec,
+            "source_spec": redact(self.source.spec),
             "source_commit": self.source.commit,
             "source_branch": self.source.branch,
             "source_git_clean": True,
@@ -129,8 +128,8 @@ def check_target(install: Install) -> None:
         raise PreflightError(
             f"the install's venv interpreter {install.venv_python} cannot be run by this user",
             "it is not executable (its mode or owner), so the new server could not be checked",
-            f"make it executable (chmod +x {install.venv_python.resolve()}) or recreate the venv "
-            f"(python3 -m venv --clear {install.venv}), then rerun",
+            f"make it executable (`chmod +x {install.venv_python.resolve()}`) or recreate the "
+            f"venv (`python3 -m venv --clear {install.venv}`), then rerun",
         )
     if not os.access(install.root, os.W_OK):
         raise PreflightError(
@@ -251,8 +250,8 @@ def ask_conflicts(plan: Plan, install: Install, source: Source, reader: BlobRead
         else:
             decide_merge(a, install, source, reader, None)
             if a.resolution == Resolution.MERGE_CONFLICT:
-                print(f"  the merge has conflicts: yours is kept, {a.target}{MERGE_SUFFIX} gets the "
-                      f"markers and {a.target}{NEW_SUFFIX} upstream's version")
+                print(f"  the merge has conflicts: yours is kept, {a.merge_side} gets the "
+                      f"markers and {a.new_side} upstream's version")
         plan.decisions.append({"path": a.target, "decision": {"k": "keep mine", "t": "take new",
                                "s": "skip", "m": "merge"}[ans], "resolution": a.resolution or ""})
 
@@ -288,6 +287,7 @@ def run_preflight(install: Install, opts: Options, interactive: bool = False) ->
             ) from None
         if downgrade:
             plan.notes.append(downgrade)
+        plan.notes.extend(source.notes)
         if plan.conflicts and on_conflict == "abort":
             names = ", ".join(a.target for a in plan.conflicts[:10])
             raise ConflictAbort(
@@ -332,6 +332,10 @@ def dry_run(run: Run) -> None:
     """``--dry-run``: the plan the real run would execute (or resume), and nothing written."""
     inst = run.install
     check_target(inst)
+    if inst.rollback_journal.exists():
+        run.say("dry run: an `invoke rollback` was interrupted; the upgrade would first finish it "
+                "and then stop (run `invoke rollback` to finish it yourself)")
+        return
     unfinished = unfinished_session(inst.state_dir)
     if unfinished is not None and unfinished.plan is not None:
         nxt = unfinished.next_phase()

@@ -12,6 +12,7 @@ its own upgrade, so restoring an older one alone would mix versions.
 
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 import time
@@ -22,8 +23,8 @@ from . import backup_store, fsutil, report, signals
 from . import venv as venv_mod
 from .backup_store import Backup
 from .checkpoint import Session, Status, list_sessions, now_iso, unfinished_session
-from .errors import RollbackError, UpgradeError, UsageError
-from .fsutil import sweep_temp_files
+from .errors import RollbackError, StateError, UpgradeError, UsageError
+from .fsutil import atomic_write_json, sweep_temp_files
 from .layout import Install
 from .lock import UpgradeLock, probe_lock
 from .mcp_client import probe_stdio
@@ -34,6 +35,7 @@ from .restart import restart_stopped, start_checked
 from .rollback import RestoreResult, restore_backup
 from .runstate import Run
 from .server_process import find_running_servers, stop_server
+from .trust import BACKUP_ID, Bad, ident, refuse, typed
 
 
 def allowed_after(b: Backup, s: Session | None) -> dict[str, str]:
@@ -239,11 +241,54 @@ def _restore_chain(run: Run, chain: Chain) -> list[str]:
     return done
 
 
+def read_journal(inst: Install) -> Chain | None:
+    """The chain of an ``invoke rollback`` that did not finish (``None``: there is none)."""
+    try:
+        raw = json.loads(inst.rollback_journal.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise StateError(f"the rollback journal {inst.rollback_journal} is unreadable", str(exc),
+                         f"move it aside (mv {inst.rollback_journal} "
+                         f"{inst.rollback_journal}.broken) and run `invoke rollback` again"
+                         ) from exc
+    try:
+        typed(raw, dict, "journal")
+        target = ident(raw.get("target"), BACKUP_ID, "target")
+        ids = [ident(b, BACKUP_ID, "chain[]") for b in typed(raw.get("chain"), list, "chain")]
+    except Bad as exc:
+        raise refuse(inst.rollback_journal, exc, f"move it aside (mv {inst.rollback_journal} "
+                     f"{inst.rollback_journal}.broken) and run `invoke rollback` again") from None
+    by_backup = {s.backup_id: s for s in list_sessions(inst.state_dir) if s.backup_id}
+    return Chain(target, [(bid, by_backup.get(bid)) for bid in ids])
+
+
+def finish_interrupted(run: Run) -> str | None:
+    """Finish an ``invoke rollback`` that was killed half-way (every restore is idempotent, so
+    the whole chain is simply run again); ``None`` when there is none. Takes the lock."""
+    chain = read_journal(run.install)
+    if chain is None:
+        return None
+    run.take_lock("rollback")
+    run.say(f"an interrupted rollback to backup {chain.target} was found; finishing it first")
+    with signals.deferred():
+        done = _restore_chain(run, chain)
+        fsutil.durable_unlink(run.install.rollback_journal)
+    return f"finished the interrupted rollback to backup {chain.target}: " + "; ".join(done)
+
+
 def manual_rollback(opts: Options) -> str:
     """``invoke rollback``: restore the latest backup (or ``--backup ID``), newest first."""
     inst = Install(opts.project)
     check_target(inst)
     signals.install_handlers()
+    run = Run.of(opts)
+    try:
+        finished = finish_interrupted(run)
+    finally:
+        run.release()
+    if finished is not None:
+        return finished + f"\n  restored server: {revalidate(inst, opts)}"
     ids = backup_store.list_backups(inst)
     un = unfinished_session(inst.state_dir)
     if not ids and un is None:
@@ -251,13 +296,17 @@ def manual_rollback(opts: Options) -> str:
     if un is not None and not opts.backup and (not un.backup_id or un.backup_id not in ids):
         return _abort_unstarted(inst, un)
     chain = plan_chain(inst, ids, opts.backup, un)
-    run = Run.of(opts)
     run.take_lock("rollback")
     sweep_temp_files({inst.root, inst.state_dir})
     try:
         with signals.deferred():
+            # the intent first: a rollback killed half-way is finished by the next command
+            atomic_write_json(inst.rollback_journal, {
+                "target": chain.target, "chain": [bid for bid, _s in chain.links],
+                "started_at": now_iso()})
             http_was_running = _stop_servers(inst, opts)
             done = _restore_chain(run, chain)
+            fsutil.durable_unlink(inst.rollback_journal)
         venv_mod.prune_venvs(inst, backup_store.venv_refs(inst))
         _best_effort(run, lambda: fsutil.release(inst.reserve_file))
     finally:

@@ -44,6 +44,7 @@ def build_report(session: Session) -> dict[str, Any]:
         "files": {k: content.get(k, []) for k in ("added", "updated", "removed", "kept")},
         "conflicts": content.get("conflicts", []),
         "attention": content.get("attention", []),
+        "notes": (session.plan or {}).get("notes", []),
         "decisions": content.get("decisions", []),
         "base": {k: pre.get(k) for k in ("base_origin", "base_share", "base_note")},
         "server": session.artifacts(3),
@@ -80,6 +81,9 @@ def render_markdown(rep: dict[str, Any]) -> str:
     if attention:
         lines += ["", "## Needs your attention", ""]
         lines += [f"- {item}" for item in attention]
+    if rep.get("notes"):
+        lines += ["", "## Notes", ""]
+        lines += [f"- {n}" for n in rep["notes"]]
     if rep.get("decisions"):
         lines += ["", "## Your decisions (--on-conflict ask)", ""]
         lines += [f"- `{d['path']}`: {d['decision']}" for d in rep["decisions"]]

@@ -18,12 +18,14 @@ from .layout import Install
 from .lock import UpgradeLock
 from .options import Options
 from .plan import Plan
+from .redact import redact
 from .source import Source
 
 
 def say(msg: str) -> None:
-    """The default printer: a line on stdout, flushed (hosts stream it to the controller)."""
-    print(msg, flush=True)
+    """The default printer: a line on stdout, flushed (hosts stream it to the controller);
+    credentials in URLs are masked (:mod:`upgrade_tasks.redact`)."""
+    print(redact(msg), flush=True)
 
 
 @dataclass
@@ -53,7 +55,7 @@ class Run:
     def take_lock(self, session_id: str) -> None:
         if self.lock is None:
             lock = UpgradeLock(self.install.lock_file, self.install.lock_owner_file)
-            lock.acquire(session_id, " ".join(sys.argv[:6]))
+            lock.acquire(session_id, redact(" ".join(sys.argv[:6])))
             self.lock = lock
 
     def release(self) -> None:

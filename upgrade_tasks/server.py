@@ -21,8 +21,9 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import faults
+from . import faults, fsutil
 from . import venv as venv_mod
+from .backup_store import load_backup
 from .checkpoint import Session, now_iso
 from .errors import PhaseError
 from .fsutil import (
@@ -98,6 +99,25 @@ def stage(install: Install, source: Source) -> None:
         )
 
 
+def save_user_files(install: Install, plan: Plan, session: Session) -> list[str]:
+    """Before the swap, copy into the backup's ``kept/`` every file of the live tree that the
+    upgrade must not lose: the user's (the plan's ``user_modified``: edited, or never
+    installed by us) and any file added or changed since the backup was made. A backup with a
+    ``kept/`` folder is never pruned. Idempotent (a rerun copies the same bytes again)."""
+    bid = session.backup_id
+    if not bid or not install.server_dir.is_dir():
+        return []
+    b = load_backup(install, bid)
+    live = {f"mcp_server/{rel}": sha for rel, sha in live_tree(install.server_dir).items()}
+    keep = [rel for rel, sha in sorted(live.items())
+            if rel in plan.server.user_modified or b.entries.get(rel, {}).get("sha256") != sha]
+    for rel in keep:
+        if live[rel].startswith(("symlink:", "special:")):
+            continue
+        fsutil.atomic_copy(install.path(rel), b.path / "kept" / rel)
+    return keep
+
+
 def swap(install: Install) -> None:
     """Put the staged tree in place with two renames (live -> .mcp_server.old, staged -> live);
     resumable from any point between them."""
@@ -161,6 +181,13 @@ def run_server(install: Install, source: Source, plan: Plan, session: Session,
     stop_for_upgrade(install, session, plan.server.must_stop, opts.no_restart)
     res.stopped = list(arts.get("stopped", []))
     if plan.server.changed and not session.has_step("server:swapped"):
+        arts["kept_aside"] = kept = save_user_files(install, plan, session)
+        attention = session.artifacts(2).setdefault("attention", [])
+        for rel in kept:
+            if rel not in plan.server.user_modified:
+                attention.append(f"{rel}: changed while the upgrade ran, in mcp_server/ (replaced "
+                                 f"whole); saved in the backup's kept/{rel}")
+        session.save()
         swap(install)
         session.step("server:swapped")
     if install.old_server.exists():

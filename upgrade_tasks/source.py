@@ -95,6 +95,7 @@ class Source(ABC):
     branch: str
     spec: str
     files: dict[str, SourceFile] = field(default_factory=dict)  # keyed by target path
+    notes: list[str] = field(default_factory=list)  # what the plan should say about the source
 
     @property
     def content_files(self) -> dict[str, SourceFile]:

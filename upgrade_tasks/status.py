@@ -28,6 +28,9 @@ def status_text(opts: Options) -> str:
         lines.append("installed commit: unknown (no VERSION.json yet)")
     held = probe_lock(inst.lock_file)
     lines.append("lock: " + (describe_owner(inst.lock_owner_file) if held else "free"))
+    if inst.rollback_journal.exists():
+        lines.append("an `invoke rollback` was interrupted before it finished: run "
+                     f"`invoke rollback --project {inst.project}` to finish it")
     sessions = list_sessions(inst.state_dir)
     un = unfinished_session(inst.state_dir)
     if un is not None:
