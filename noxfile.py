@@ -39,7 +39,8 @@ def bench(session: nox.Session) -> None:
 
 @nox.session
 def crash(session: nox.Session) -> None:
-    """SIGKILL an upgrade at every durable step (+50 random points in copy loops); resume and
-    roll back each; prints the table and fails on any point that ends in a mixed state."""
+    """Kill an upgrade, a failing upgrade and a rollback at every durable step, then cut the
+    power at every durable step of an upgrade; resume and roll back each; fails on a mixed state."""
     session.install("-e", ".[dev]")
     session.run("python", "tests/crash_harness.py", *session.posargs)
+    session.run("python", "tests/power_cut.py")

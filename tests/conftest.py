@@ -47,6 +47,20 @@ def invoke(*args: str, cwd: Path | None = None, env: dict[str, str] | None = Non
     return Result(proc.returncode, proc.stdout, proc.stderr)
 
 
+def praxis(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
+           timeout: float = 120) -> Result:
+    """Run the installed command's code: ``python -m upgrade_tasks ARGS`` (``praxis-upgrade``)."""
+    full_env = {k: v for k, v in os.environ.items()
+                if not k.startswith(("PRAXIS_UPGRADE_", "INVOKE_UPGRADE_"))}
+    full_env.update(env or {})
+    full_env["PYTHONPATH"] = os.pathsep.join(  # this checkout's package, whatever the cwd
+        [str(REPO), *filter(None, [full_env.get("PYTHONPATH")])])
+    proc = subprocess.run([sys.executable, "-m", "upgrade_tasks", *args], cwd=cwd or REPO,
+                          env=full_env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                          timeout=timeout)
+    return Result(proc.returncode, proc.stdout, proc.stderr)
+
+
 @pytest.fixture(scope="session")
 def source_factory(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., SampleSource]:
     cache: dict[str | None, SampleSource] = {}

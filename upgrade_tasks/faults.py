@@ -1,7 +1,8 @@
 """Test-only fault injection, chosen by environment variables.
 
 * ``PRAXIS_UPGRADE_FAULT=<point>[,<point>...]`` raises :class:`InjectedFault`
-  when a named point is reached;
+  when a named point is reached, or, for ``<point>:EIO`` (any errno name: ``ENOSPC``,
+  ``EACCES``, ``EROFS``...), the ``OSError`` the disk would raise there;
 * ``PRAXIS_UPGRADE_KILL=<point>`` SIGKILLs the process there (a crash, no cleanup);
 * ``PRAXIS_UPGRADE_TRACE=<file>`` appends every point reached (``name#N``) to a file: the
   crash harness enumerates the durable steps of an upgrade with it;
@@ -15,6 +16,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import threading
@@ -31,16 +33,29 @@ class InjectedFault(RuntimeError):
     """A failure injected by a test through ``PRAXIS_UPGRADE_FAULT``."""
 
 
-def _matches(specs: str, name: str, n: int) -> bool:
+def _matching(specs: str, name: str, n: int) -> str | None:
+    """The spec that matches point ``name`` at its ``n``-th hit (``None``: none does)."""
     for spec in specs.split(","):
         spec = spec.strip()
-        if "#" in spec:
-            point_name, _, nth = spec.rpartition("#")
+        where = _without_errno(spec)[0]
+        if "#" in where:
+            point_name, _, nth = where.rpartition("#")
             if point_name == name and n == int(nth):
-                return True
-        elif spec == name:
-            return True
-    return False
+                return spec
+        elif where == name:
+            return spec
+    return None
+
+
+def _without_errno(spec: str) -> tuple[str, int | None]:
+    """``content:file#3:EIO`` -> (``content:file#3``, errno.EIO); point names hold colons too."""
+    head, _, tail = spec.rpartition(":")
+    code = getattr(errno, tail, None) if head and tail.isupper() and tail.startswith("E") else None
+    return (head, code) if isinstance(code, int) else (spec, None)
+
+
+def _matches(specs: str, name: str, n: int) -> bool:
+    return _matching(specs, name, n) is not None
 
 
 def point(name: str) -> None:
@@ -66,5 +81,9 @@ def point(name: str) -> None:
         while os.path.exists(flag) and time.monotonic() < deadline:
             time.sleep(0.02)
     fault = os.environ.get("PRAXIS_UPGRADE_FAULT", "")
-    if fault and _matches(fault, name, n):
+    spec = _matching(fault, name, n) if fault else None
+    if spec is not None:
+        code = _without_errno(spec)[1]
+        if code is not None:
+            raise OSError(code, os.strerror(code), f"(injected at {name})")
         raise InjectedFault(f"fault injected at {name}")

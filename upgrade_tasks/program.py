@@ -1,0 +1,77 @@
+"""The ``praxis-upgrade`` command: Invoke's ``Program`` over the task collection (as Fabric's
+``fab`` is built), so an installed package needs no checkout and no ``tasks.py``.
+
+``praxis-upgrade upgrade --source ... --project ...`` runs the same tasks, with the same flags
+and help, as ``invoke -r CHECKOUT upgrade ...``. The difference is at the edge: a command line
+Invoke cannot parse (a mistyped flag, a missing value) exits 2 with the closest valid spelling,
+where Invoke itself exits 1 with no suggestion.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from typing import Any
+
+from invoke.exceptions import Exit, ParseError
+from invoke.program import Program
+
+from . import __version__
+from .cli import PhaseExecutor
+from .errors import EXIT_USAGE
+from .tasks import ns
+
+
+class UpgradeProgram(Program):
+    def parse_core(self, argv: Any) -> None:
+        with _usage_errors(self):
+            super().parse_core(argv)
+
+    def parse_tasks(self) -> None:
+        with _usage_errors(self):
+            super().parse_tasks()
+
+
+class _usage_errors:
+    """Turn Invoke's ParseError into exit 2 with a suggestion."""
+
+    def __init__(self, program: Program) -> None:
+        self.program = program
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: Any, exc: Any, tb: Any) -> bool:
+        if not isinstance(exc, ParseError):
+            return False
+        raise Exit(explain(exc, self.program), EXIT_USAGE) from None
+
+
+def explain(exc: ParseError, program: Program) -> str:
+    """Invoke's parse error, with the closest task name or flag when one was mistyped."""
+    text = str(exc)
+    m = re.search(r"'([^']+)'", text)
+    words: list[str] = list(ns.task_names)
+    ctx = getattr(exc, "context", None)
+    if ctx is not None and getattr(ctx, "flags", None):
+        words += list(ctx.flags)
+    else:
+        for task in ns.tasks.values():
+            words += ["--" + a.name.replace("_", "-") for a in task.get_arguments()]
+    hint = ""
+    if m:
+        close = difflib.get_close_matches(m.group(1), sorted(set(words)), n=1, cutoff=0.6)
+        if close:
+            hint = f"did you mean {close[0]}? "
+    name = program.binary or "praxis-upgrade"
+    return (f"error[usage]: {text}\n  next: {hint}see `{name} --help TASK` for the flags of a "
+            "task, `" + name + " --list` for the tasks")
+
+
+program = UpgradeProgram(name="praxis-upgrade", binary="praxis-upgrade", version=__version__,
+                         namespace=ns, executor_class=PhaseExecutor)
+
+
+def main() -> None:
+    """The console script's entry point."""
+    program.run()
