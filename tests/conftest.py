@@ -104,7 +104,7 @@ def manifest_files(project: Path) -> dict[str, object]:
 
 
 def sessions(project: Path) -> list[dict[str, object]]:
-    d = project / ".praxis-os" / ".cache" / "state"
+    d = project / ".praxis-os" / ".upgrade-state"
     return [json.loads(p.read_text()) for p in sorted(d.glob("upgrade-*.json"))]
 
 

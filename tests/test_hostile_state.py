@@ -49,8 +49,8 @@ from upgrade_tasks.sample_source import SampleSource
 
 P = ".praxis-os"
 #: The upgrader's own bookkeeping under .praxis-os: left out of "nothing changed" checks.
-BOOKKEEPING = (".cache/state", ".upgrade-reports", "UPDATE_LOG.txt", ".upgrade-lock",
-               ".upgrade-lock.owner.json")
+BOOKKEEPING = (".upgrade-state", ".cache/state", ".upgrade-reports", "UPDATE_LOG.txt",
+               ".upgrade-lock", ".upgrade-lock.owner.json")
 
 
 def xfail(n: str, why: str) -> pytest.MarkDecorator:
@@ -148,7 +148,7 @@ def killed_at(source: SampleSource | Path, project: Path, point: str) -> None:
 
 
 def checkpoint(project: Path) -> Path:
-    (path,) = sorted((project / P / ".cache" / "state").glob("upgrade-*.json"))
+    (path,) = sorted((project / P / ".upgrade-state").glob("upgrade-*.json"))
     return path
 
 
@@ -916,7 +916,7 @@ def test_source_url_credentials_are_redacted_everywhere(tmp_path: Path, source: 
         # while it runs: the lock owner record and what `invoke status` shows other users
         owner = (project / P / ".upgrade-lock.owner.json").read_text()
         st = invoke("status", "--project", str(project))
-        ckpts = "".join(p.read_text() for p in (project / P / ".cache/state").glob("*"))
+        ckpts = "".join(p.read_text() for p in (project / P / ".upgrade-state").glob("*.json"))
         pause_flag.unlink()
         r = finish(proc)
         assert r.code == 6, r.text  # failed on purpose after the server phase, rolled back

@@ -227,9 +227,10 @@ def test_scenario(sc: Scenario, tmp_path: Path) -> None:
         assert block and all("#" not in ln and ln == ln.strip() for ln in block)
         check = subprocess.run(
             ["git", "-C", str(proj), "check-ignore", "--no-index", ".praxis-os/.upgrade-lock",
-             ".praxis-os/.backups/x", ".praxis-os/.cache/state/x.json", ".praxis-os/venv/bin/python",
+             ".praxis-os/.backups/x", ".praxis-os/.upgrade-state/x.json",
+             ".praxis-os/.cache/state/x.json", ".praxis-os/venv/bin/python", ".praxis-os/venv",
              ".praxis-os/mcp_server/__pycache__/x.pyc"], capture_output=True, text=True)
-        assert len(check.stdout.splitlines()) == 5, check.stdout
+        assert len(check.stdout.splitlines()) == 7, check.stdout
         again = run_preflight(install, options(repo, install.project, on_conflict=sc.policy)).plan
         assert "../.gitignore" not in {a.target for a in again.actions}  # idempotent
     if sc.id.startswith("legacy-install"):

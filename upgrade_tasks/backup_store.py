@@ -367,7 +367,7 @@ def prune_backups(install: Install, keep: int, current: str | None) -> list[str]
     """Keep the newest ``keep`` backups; delete older ones of finished sessions only."""
     ids = list_backups(install)
     referenced = {current} if current else set()
-    for s in list_sessions(install.state_dir):
+    for s in list_sessions(install):
         if s.status not in FINISHED and s.backup_id:
             referenced.add(s.backup_id)
     pruned = []
@@ -380,7 +380,7 @@ def prune_backups(install: Install, keep: int, current: str | None) -> list[str]
         shutil.rmtree(trash, ignore_errors=True)
         pruned.append(bid)
     for leftover in install.backups_dir.glob("*.partial") if install.backups_dir.is_dir() else []:
-        sid_refs = {s.backup_id for s in list_sessions(install.state_dir) if s.status not in FINISHED}
+        sid_refs = {s.backup_id for s in list_sessions(install) if s.status not in FINISHED}
         if leftover.name[: -len(".partial")] not in sid_refs:
             shutil.rmtree(leftover, ignore_errors=True)
     return pruned

@@ -1,6 +1,6 @@
 """The on-disk checkpoint of an upgrade session.
 
-One JSON file per session at ``.praxis-os/.cache/state/<session>.json``, written
+One JSON file per session at ``.praxis-os/.upgrade-state/<session>.json``, written
 atomically after every phase and before every risky sub-step of phase 3. It
 holds the spec's fields (``session_id``, ``workflow_type``, ``current_phase``,
 ``completed_phases``, ``phase_artifacts`` keyed by phase number as a string,
@@ -27,6 +27,7 @@ from . import faults
 from .enums import StrEnum
 from .errors import StateError
 from .fsutil import atomic_write_json
+from .layout import Install
 from .plan import check_plan_json
 from .trust import (
     BACKUP_ID,
@@ -300,12 +301,13 @@ def check_session_json(raw: dict[str, Any], filename: str) -> None:
         check_plan_json(raw["plan"])
 
 
-def list_sessions(state_dir: Path) -> list[Session]:
-    """All upgrade sessions, oldest first. Unreadable files raise StateError."""
-    if not state_dir.is_dir():
-        return []
+def list_sessions(install: Install) -> list[Session]:
+    """All upgrade sessions, oldest first (those written by older releases under
+    ``.cache/state/`` too). Unreadable files raise StateError."""
     out = []
-    for p in state_dir.glob("upgrade-*.json"):
+    paths = [p for d in (install.legacy_state_dir, install.state_dir) if d.is_dir()
+             for p in d.glob("upgrade-*.json")]
+    for p in paths:
         s = Session.load(p)
         if s.data.get("workflow_type") != WORKFLOW_TYPE:
             continue
@@ -314,6 +316,6 @@ def list_sessions(state_dir: Path) -> list[Session]:
     return out
 
 
-def unfinished_session(state_dir: Path) -> Session | None:
-    running = [s for s in list_sessions(state_dir) if s.status in UNFINISHED]
+def unfinished_session(install: Install) -> Session | None:
+    running = [s for s in list_sessions(install) if s.status in UNFINISHED]
     return running[-1] if running else None

@@ -95,7 +95,7 @@ def begin(run: Run) -> None:
             "an interrupted rollback was finished first; the upgrade did not start", finished,
             "the install is as it was before the upgrade that was rolled back; rerun `invoke "
             "upgrade` to upgrade it")
-    unfinished = unfinished_session(inst.state_dir)
+    unfinished = unfinished_session(inst)
     if unfinished is not None:
         resume(run, unfinished)
         return
@@ -119,7 +119,7 @@ def begin(run: Run) -> None:
     run.take_lock(s.id)
     sweep_temp_files({inst.root, inst.state_dir})  # left by a run killed mid-write
     # re-check under the lock: the world may have changed while we planned
-    if unfinished_session(inst.state_dir) is not None:
+    if unfinished_session(inst) is not None:
         raise UsageError(
             "another upgrade session appeared while planning",
             "a concurrent run started and stopped before us",

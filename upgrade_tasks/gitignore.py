@@ -18,7 +18,10 @@ from .layout import PRAXIS_DIR
 #: Patterns the install needs in the project's .gitignore.
 PATTERNS = (
     f"{PRAXIS_DIR}/.cache/",
-    f"{PRAXIS_DIR}/venv/",
+    # no trailing slash: after a dependency upgrade ``venv`` is a symlink, which a ``venv/``
+    # pattern (directories only) does not match
+    f"{PRAXIS_DIR}/venv",
+    f"{PRAXIS_DIR}/.upgrade-state/",
     f"{PRAXIS_DIR}/.backups/",
     f"{PRAXIS_DIR}/.upgrade-lock",
     f"{PRAXIS_DIR}/.upgrade-lock.owner.json",
@@ -73,7 +76,9 @@ def with_block(current: bytes) -> bytes:
 
 
 def probe_paths() -> list[str]:
-    """A path each pattern must match (``x`` inside directories, ``mcp_server/`` for ``**/``)."""
+    """A path each pattern must match (``x`` inside directories, ``mcp_server/`` for ``**/``;
+    the venv itself, never a path inside it: when it is a symlink git refuses to look "beyond
+    a symbolic link" and fails the whole check)."""
     return [p.replace("**/", "mcp_server/").rstrip("/") + ("/x" if p.endswith("/") else "")
             for p in PATTERNS]
 

@@ -114,6 +114,13 @@ class Install:
 
     @property
     def state_dir(self) -> Path:
+        """The upgrader's checkpoints. Not ``.cache/state/``, where the server keeps its own
+        workflow sessions (and logs an error for every file there it cannot read)."""
+        return self.root / ".upgrade-state"
+
+    @property
+    def legacy_state_dir(self) -> Path:
+        """Where releases before 0.2 wrote checkpoints: still read, so they can be resumed."""
         return self.root / ".cache" / "state"
 
     @property
@@ -203,6 +210,7 @@ class SymlinkInPath(Exception):
 
 #: Paths the upgrader itself owns; excluded from "byte-identical after rollback" checks.
 OWN_BOOKKEEPING = (
+    ".upgrade-state",
     ".cache/state",
     ".backups",
     ".upgrade-reports",

@@ -44,7 +44,7 @@ from .source import BlobReader, Relation, Source
 from .sources import open_source
 
 SYMLINK_CHECK = ("", "mcp_server", "standards", "workflows", "scripts", "standards/universal",
-                 ".cache", ".cache/state", ".backups")
+                 ".cache", ".cache/state", ".upgrade-state", ".backups")
 
 
 @dataclass
@@ -336,7 +336,7 @@ def dry_run(run: Run) -> None:
         run.say("dry run: an `invoke rollback` was interrupted; the upgrade would first finish it "
                 "and then stop (run `invoke rollback` to finish it yourself)")
         return
-    unfinished = unfinished_session(inst.state_dir)
+    unfinished = unfinished_session(inst)
     if unfinished is not None and unfinished.plan is not None:
         nxt = unfinished.next_phase()
         run.say(f"dry run: an unfinished session {unfinished.id} would resume at phase {nxt} "

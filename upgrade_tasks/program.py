@@ -9,8 +9,10 @@ where Invoke itself exits 1 with no suggestion.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import re
+from collections.abc import Iterator
 from typing import Any
 
 from invoke.exceptions import Exit, ParseError
@@ -32,19 +34,13 @@ class UpgradeProgram(Program):
             super().parse_tasks()
 
 
-class _usage_errors:
+@contextlib.contextmanager
+def _usage_errors(program: Program) -> Iterator[None]:
     """Turn Invoke's ParseError into exit 2 with a suggestion."""
-
-    def __init__(self, program: Program) -> None:
-        self.program = program
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: Any, exc: Any, tb: Any) -> bool:
-        if not isinstance(exc, ParseError):
-            return False
-        raise Exit(explain(exc, self.program), EXIT_USAGE) from None
+    try:
+        yield
+    except ParseError as exc:
+        raise Exit(explain(exc, program), EXIT_USAGE) from None
 
 
 def explain(exc: ParseError, program: Program) -> str:

@@ -181,7 +181,7 @@ def _abort_unstarted(inst: Install, un: Session) -> str:
 
 def plan_chain(inst: Install, ids: list[str], wanted: str, un: Session | None) -> Chain:
     """Which backups ``invoke rollback`` restores, newest first."""
-    by_backup = {s.backup_id: s for s in list_sessions(inst.state_dir) if s.backup_id}
+    by_backup = {s.backup_id: s for s in list_sessions(inst) if s.backup_id}
     if wanted:
         target = wanted
     elif un is not None and un.backup_id:
@@ -202,7 +202,7 @@ def plan_chain(inst: Install, ids: list[str], wanted: str, un: Session | None) -
             f"available: {', '.join(ids)}",
             "pass one of them with --backup ID",
         )
-    sessions = {s.id: s for s in list_sessions(inst.state_dir)}
+    sessions = {s.id: s for s in list_sessions(inst)}
     links: list[tuple[str, Session | None]] = []
     for bid in reversed(ids[ids.index(target):]):  # ``ids`` is in backup order, oldest first
         b = backup_store.load_backup(inst, bid)
@@ -259,7 +259,7 @@ def read_journal(inst: Install) -> Chain | None:
     except Bad as exc:
         raise refuse(inst.rollback_journal, exc, f"move it aside (mv {inst.rollback_journal} "
                      f"{inst.rollback_journal}.broken) and run `invoke rollback` again") from None
-    by_backup = {s.backup_id: s for s in list_sessions(inst.state_dir) if s.backup_id}
+    by_backup = {s.backup_id: s for s in list_sessions(inst) if s.backup_id}
     return Chain(target, [(bid, by_backup.get(bid)) for bid in ids])
 
 
@@ -290,7 +290,7 @@ def manual_rollback(opts: Options) -> str:
     if finished is not None:
         return finished + f"\n  restored server: {revalidate(inst, opts)}"
     ids = backup_store.list_backups(inst)
-    un = unfinished_session(inst.state_dir)
+    un = unfinished_session(inst)
     if not ids and un is None:
         raise _nothing_to_roll_back(inst)
     if un is not None and not opts.backup and (not un.backup_id or un.backup_id not in ids):

@@ -31,8 +31,8 @@ def status_text(opts: Options) -> str:
     if inst.rollback_journal.exists():
         lines.append("an `invoke rollback` was interrupted before it finished: run "
                      f"`invoke rollback --project {inst.project}` to finish it")
-    sessions = list_sessions(inst.state_dir)
-    un = unfinished_session(inst.state_dir)
+    sessions = list_sessions(inst)
+    un = unfinished_session(inst)
     if un is not None:
         lines.append(f"unfinished session: {un.id} ({un.status}), started "
                      f"{un.metadata.get('started_at')}")
@@ -66,7 +66,7 @@ def status_json(opts: Options) -> dict[str, Any]:
             "installed_commit")
     except (OSError, ValueError):
         out["installed_commit"] = None
-    sessions = list_sessions(inst.state_dir)
+    sessions = list_sessions(inst)
     if sessions:
         s = sessions[-1]
         arts0 = s.artifacts(0)
