@@ -20,7 +20,7 @@ import pytest
 
 from upgrade_tasks.gitutil import git_blob_id
 from upgrade_tasks.history import History, recognise
-from upgrade_tasks.installed import Base
+from upgrade_tasks.installed import Base, from_history
 from upgrade_tasks.layout import Install
 from upgrade_tasks.plan import Action, Resolution, classify, plan_upgrade
 from upgrade_tasks.source import BlobReader, Relation, Source, SourceFile
@@ -201,3 +201,57 @@ def test_recognise(tmp_path: Path, history: list[tuple[str, dict[str, bytes | No
     assert rec.installed_commit == commit
     assert sorted(rec.pristine) == pristine
     assert sorted(rec.edited) == edited
+
+
+def test_a_tie_chooses_the_earliest_commit_and_nothing_becomes_deleted_by_you(
+        tmp_path: Path) -> None:
+    """Commits that only add files tie with the one installed: recognising the latest of them
+    would turn the added files into "deleted by you" and never install them."""
+    hist = _history([("c1", {U + "a.md": b"a1", U + "b.md": b"b1"}),
+                     ("c2", {U + "c.md": b"c2"}), ("c3", {U + "d.md": b"d3"})])
+    install = Install(tmp_path / "p")
+    for rel, data in {S + "a.md": b"a1", S + "b.md": b"b1"}.items():
+        (install.root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (install.root / rel).write_bytes(data)
+    new = {S + "a.md": b"a1", S + "b.md": b"b1", S + "c.md": b"c2", S + "d.md": b"d3"}
+    src = memory_source(tmp_path, new, {"old": b""})
+    base = from_history(install, hist, src.blob_reader())
+    assert base.commit == "c1"
+    plan = plan_upgrade(install, src, base, "keep", "auto", reader=src.blob_reader())
+    got = {a.target: a.action for a in plan.actions if a.target.startswith(S)}
+    assert got[S + "c.md"] == Action.ADD and got[S + "d.md"] == Action.ADD
+
+
+def test_files_the_installer_never_copied_are_installed_and_said_so(tmp_path: Path) -> None:
+    """No manifest: a file of the recognised commit missing on disk is no evidence the user
+    deleted it (early installers skipped whole areas): it is installed, with a note."""
+    hist = _history([("c1", {U + "a.md": b"a1", U + "b.md": b"b1", U + "w/x.md": b"x1"})])
+    install = Install(tmp_path / "p")
+    for rel, data in {S + "a.md": b"a1", S + "b.md": b"b1"}.items():
+        (install.root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (install.root / rel).write_bytes(data)
+    src = memory_source(tmp_path, {S + "a.md": b"a1", S + "b.md": b"b1", S + "w/x.md": b"x1"},
+                        {"x": b"x1"})
+    base = from_history(install, hist, src.blob_reader())
+    plan = plan_upgrade(install, src, base, "keep", "auto", reader=src.blob_reader())
+    (x,) = [a for a in plan.actions if a.target == S + "w/x.md"]
+    assert x.action == Action.ADD and "delete it again" in x.note
+    assert any("were not in the install" in n for n in plan.notes)
+
+
+def test_an_edited_file_is_merged_against_the_version_it_was_edited_from(tmp_path: Path) -> None:
+    """w.md changed upstream between two commits that tie (the user edited it, so it explains
+    nothing): its base is the candidate closest to the file on disk, not the oldest."""
+    w1 = b"".join(b"line %d\n" % i for i in range(40))
+    w2 = w1.replace(b"line 3\n", b"line three\n") + b"".join(b"more %d\n" % i for i in range(30))
+    hist = _history([("c1", {U + "w.md": w1, U + "x.md": b"x1"}), ("c2", {U + "w.md": w2})])
+    install = Install(tmp_path / "p")
+    (install.root / S).mkdir(parents=True)
+    (install.root / S / "x.md").write_bytes(b"x1")
+    (install.root / S / "w.md").write_bytes(w2 + b"my own line\n")
+    src = memory_source(tmp_path, {S + "w.md": w2, S + "x.md": b"x1"}, {"1": w1, "2": w2})
+    base = from_history(install, hist, src.blob_reader())
+    assert base.files[S + "w.md"] == (sha(w2), git_blob_id(w2))
+    plan = plan_upgrade(install, src, base, "keep", "auto", reader=src.blob_reader())
+    (w,) = [a for a in plan.actions if a.target == S + "w.md"]
+    assert w.action == Action.USER_CHANGED  # only the user changed it since w2: nothing lost

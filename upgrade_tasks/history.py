@@ -23,7 +23,7 @@ from pathlib import Path
 
 from .fsutil import read_regular
 from .gitutil import git_blob_id
-from .layout import CONFIG_DEFAULTS_SRC, CONTENT_MAP, SERVER_MAP, Install, map_source_path, unmap_target
+from .layout import CONTENT_MAP, OFFERED, SERVER_MAP, Install, map_source_path, unmap_target
 
 ZERO = "0" * 40
 
@@ -45,7 +45,7 @@ def load_history(repo: Path, ref: str = "HEAD") -> History:
     """The first-parent history of the mapped areas, from one git log --raw process: per commit, the
     blob id each mapped path got (None when deleted), and every blob id each path ever had."""
     areas = sorted({p.split("/")[0] for p, _ in CONTENT_MAP} | {SERVER_MAP[0].rstrip("/")}
-                   | {CONFIG_DEFAULTS_SRC.split("/")[0]})
+                   | {o.source.split("/")[0] for o in OFFERED})
     proc = subprocess.run(
         ["git", "-C", str(repo), "log", "--first-parent", "--reverse", "--raw", "--no-renames",
          "--no-abbrev", "--diff-merges=first-parent", "-z", "--format=C %H", ref, "--", *areas],
@@ -91,6 +91,10 @@ class Recognition:
     explained: int = 0  # pristine files the installed commit's tree explains
     base_at_installed: dict[str, str] = field(default_factory=dict)  # target -> blob at that commit
     tree_at_installed: dict[str, str] = field(default_factory=dict)  # target -> blob, whole tree
+    #: commits right after the installed one that explain the files just as well (a tie)
+    tied: list[str] = field(default_factory=list)
+    #: edited files: the distinct versions they had across the tie (their base is one of them)
+    candidates: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def share(self) -> float:
@@ -147,11 +151,19 @@ def recognise(install: Install, hist: History, blobs: dict[str, str] | None = No
             rec.pristine[target] = blob
         else:
             rec.edited.append(target)
-    # replay first-parent history; score = pristine files whose blob equals the tree's
+    # replay first-parent history; score = pristine files whose blob equals the tree's. When
+    # several commits in a row explain the files equally (the commits between them only add
+    # files, or only touch files the user edited or deleted), the installed commit is the
+    # *earliest* of them: a later one would turn the files it adds into "deleted by you" and
+    # take its changes to edited files for the user's own. The edited files' versions across
+    # the tie are kept as candidates for their merge base.
     tree: dict[str, str] = {}
     score = 0
     best: tuple[int, int] = (-1, -1)
     best_tree: dict[str, str] = {}
+    in_tie = False
+    edited_src = {src for src, tgt in src_of.items() if tgt in rec.edited}
+    seen: dict[str, list[str]] = {}
     for idx, (commit, changes) in enumerate(hist.changes):
         for path, changed in changes.items():
             tgt = src_of.get(path)
@@ -163,10 +175,20 @@ def recognise(install: Install, hist: History, blobs: dict[str, str] | None = No
                 tree.pop(path, None)
             else:
                 tree[path] = changed
-        if (score, idx) > best:
-            best = (score, idx)
-            rec.installed_commit = commit
+        if score > best[0]:
+            best, in_tie = (score, idx), True
+            rec.installed_commit, rec.tied = commit, []
             best_tree = dict(tree)
+            seen = {src: [tree[src]] for src in edited_src if src in tree}
+        elif score == best[0] and in_tie:
+            rec.tied.append(commit)
+            for src in edited_src:
+                version = tree.get(src)
+                if version is not None and version not in seen.setdefault(src, []):
+                    seen[src].append(version)
+        else:
+            in_tie = False
+    rec.candidates = {src_of[src]: blobs for src, blobs in seen.items()}
     rec.explained = max(best[0], 0)
     for src, target in src_of.items():
         if src in best_tree:

@@ -7,6 +7,7 @@ install in the world before this upgrader), recognised from the source's history
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 from dataclasses import dataclass, field
 
@@ -30,6 +31,10 @@ class Base:
     edited: int = 0
     note: str = ""
     skipped: list[str] = field(default_factory=list)  # FIFOs, sockets, devices: never opened
+    #: history only: files the installed commit had that are not on disk. With no manifest there
+    #: is no record that they were ever installed (early installers skipped whole areas), so
+    #: they are not "deleted by you": the upgrade installs them again and says so
+    absent: list[str] = field(default_factory=list)
 
 
 def from_manifest(m: InstalledManifest) -> Base:
@@ -50,20 +55,16 @@ def from_history(install: Install, hist: History, reader: BlobReader) -> Base:
         shas[t] = hashlib.sha256(data).hexdigest()
     rec = recognise(install, hist, blobs)
     files: dict[str, tuple[str, str | None]] = {}
-    for t, blob in rec.tree_at_installed.items():
-        if t not in local:  # installed at that commit, absent now
-            gone = reader.read(blob)
-            if gone is not None:
-                files[t] = (hashlib.sha256(gone).hexdigest(), blob)
     for t, blob in rec.pristine.items():
         files[t] = (shas[t], blob)
     for t in rec.edited:
-        base_blob = rec.base_at_installed.get(t)
-        base_data = reader.read(base_blob) if base_blob else None
-        if base_blob and base_data is not None:
-            files[t] = (hashlib.sha256(base_data).hexdigest(), base_blob)
+        chosen = closest(read_regular(local[t]), rec.candidates.get(t) or [
+            b for b in [rec.base_at_installed.get(t)] if b], reader)
+        if chosen is not None:
+            files[t] = chosen
     base = Base("history", rec.installed_commit, files, share=rec.share,
-                pristine=len(rec.pristine), edited=len(rec.edited), skipped=skipped)
+                pristine=len(rec.pristine), edited=len(rec.edited), skipped=skipped,
+                absent=sorted(t for t in rec.tree_at_installed if t not in local))
     if rec.installed_commit:
         base.note = (f"no installed manifest: recognised {len(rec.pristine)} pristine and "
                      f"{len(rec.edited)} edited system files from the source's history; installed "
@@ -72,6 +73,23 @@ def from_history(install: Install, hist: History, reader: BlobReader) -> Base:
     else:
         base.note = "no installed manifest and no match in the source's history"
     return base
+
+
+def closest(local: bytes, blobs: list[str], reader: BlobReader) -> tuple[str, str] | None:
+    """(sha256, blob id) of the version the user most likely started from: of the candidate
+    versions, the one whose lines differ least from the file on disk. (One candidate: that
+    one. The merge then replays only upstream's later changes over the user's.)"""
+    best: tuple[float, str, str] | None = None
+    mine = local.decode("utf-8", "replace").splitlines()
+    for blob in blobs:
+        data = reader.read(blob)
+        if data is None:
+            continue
+        ratio = 1.0 if len(blobs) == 1 else difflib.SequenceMatcher(
+            None, mine, data.decode("utf-8", "replace").splitlines(), autojunk=False).ratio()
+        if best is None or ratio > best[0]:
+            best = (ratio, hashlib.sha256(data).hexdigest(), blob)
+    return (best[1], best[2]) if best else None
 
 
 def load_base(install: Install, manifest: InstalledManifest | None, hist: History,

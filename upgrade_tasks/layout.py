@@ -14,15 +14,36 @@ PRAXIS_DIR = ".praxis-os"
 CONTENT_MAP: tuple[tuple[str, str], ...] = (
     ("universal/standards/", "standards/universal/"),
     ("universal/workflows/", "workflows/"),
+    # early installers copied the usage guides; upstream folded them into standards at e106e8e,
+    # so the pristine ones go, and the ones you changed stay
+    ("universal/usage/", "usage/"),
     ("scripts/", "scripts/"),
 )
 SERVER_MAP: tuple[str, str] = ("mcp_server/", "mcp_server/")
-#: Upstream's default config, when the source ships one. ``config.json`` itself is the
-#: user's and never written: a changed default is offered beside it.
-CONFIG_DEFAULTS_SRC = "universal/config.json"
-CONFIG_NEW = "config.json.praxis-new"
+
+
+@dataclass(frozen=True)
+class Offered:
+    """A file of yours that upstream also ships a version of: yours is never written; when
+    upstream's changes, the new one is written beside it for you to review."""
+
+    area: str
+    source: str  # path in the source repository
+    mine: str  # your file, relative to .praxis-os
+    side: str  # where upstream's new version is offered
+
+
+OFFERED: tuple[Offered, ...] = (
+    # upstream's default config, when the source ships one (no commit so far has)
+    Offered("config", "universal/config.json", "config.json", "config.json.praxis-new"),
+    # the installer merged upstream's rules into the project's own .cursorrules
+    Offered("cursorrules", "installation/.cursorrules", "../.cursorrules",
+            "../.cursorrules.praxis-new"),
+)
 #: The project's ``.gitignore``, addressed relative to ``.praxis-os``.
 GITIGNORE = "../.gitignore"
+#: The only paths outside .praxis-os the upgrader ever writes.
+PROJECT_FILES = (GITIGNORE, *(o.side for o in OFFERED if o.side.startswith("../")))
 
 #: Path parts never copied from the source server tree (editor junk, caches).
 SERVER_EXCLUDE_PARTS = frozenset({".cursor", ".agent-os", ".praxis-os", "__pycache__"})
@@ -33,6 +54,7 @@ PROTECTED_PREFIXES: tuple[str, ...] = (
     "workspace/",
     "standards/development/",
     "config.json",
+    "../.cursorrules",
     "venv/",
     ".cache/vector_index/",
 )
@@ -41,10 +63,11 @@ PROTECTED_PREFIXES: tuple[str, ...] = (
 def map_source_path(src: str) -> tuple[str, str] | None:
     """Map a repo-relative source path to ``(area, target path)``; ``None`` if not installed.
 
-    ``area`` is ``"content"`` or ``"server"``.
+    ``area`` is ``"content"``, ``"server"`` or an :data:`OFFERED` file's area.
     """
-    if src == CONFIG_DEFAULTS_SRC:
-        return "config", CONFIG_NEW
+    for o in OFFERED:
+        if src == o.source:
+            return o.area, o.side
     for s_prefix, t_prefix in CONTENT_MAP:
         if src.startswith(s_prefix):
             return "content", t_prefix + src[len(s_prefix) :]
@@ -59,8 +82,9 @@ def map_source_path(src: str) -> tuple[str, str] | None:
 
 def unmap_target(target: str) -> str | None:
     """Inverse of the mapping table: target path under .praxis-os -> source path."""
-    if target == CONFIG_NEW:
-        return CONFIG_DEFAULTS_SRC
+    for o in OFFERED:
+        if target == o.side:
+            return o.source
     for s_prefix, t_prefix in CONTENT_MAP:
         if target.startswith(t_prefix):
             return s_prefix + target[len(t_prefix):]
@@ -70,8 +94,9 @@ def unmap_target(target: str) -> str | None:
 
 
 def area_of_target(target: str) -> str:
-    if target == CONFIG_NEW:
-        return "config"
+    for o in OFFERED:
+        if target == o.side:
+            return o.area
     if target == GITIGNORE:
         return "gitignore"
     for _s, t_prefix in CONTENT_MAP:

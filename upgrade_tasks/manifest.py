@@ -84,7 +84,7 @@ def _check(raw: Any) -> InstalledManifest:
     m = InstalledManifest(ident(raw.get("source_commit"), COMMIT, "source_commit"),
                           str(raw.get("installed_at", "")))
     for target, entry in typed(required(raw, "files", ""), dict, "files").items():
-        rel_path(target, "files")
+        rel_path(target, "files", project_file=True)
         if area_of_target(target) == "other" or is_protected(target):
             raise Bad(f"files: {target!r} is not a path the upgrader installs")
         typed(entry, dict, f"files[{target!r}]")

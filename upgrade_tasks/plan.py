@@ -46,8 +46,8 @@ from .fsutil import file_sha_or_none
 from .history import History
 from .installed import Base
 from .layout import (
-    CONFIG_NEW,
     GITIGNORE,
+    OFFERED,
     PRAXIS_DIR,
     Install,
     area_of_target,
@@ -390,7 +390,8 @@ def plan_upgrade(
     bfiles = base.files
     symlink_cache: dict[str, bool] = {}
 
-    content_targets = {t for t in bfiles if area_of_target(t) not in ("mcp_server", "config")}
+    content_targets = {t for t in bfiles if area_of_target(t) not in (
+        "mcp_server", *(o.area for o in OFFERED))}
     for target in sorted(set(new) | content_targets):
         if is_protected(target):
             notes.append(f"{target}: user-owned path, never written")
@@ -434,19 +435,21 @@ def plan_upgrade(
                 a.action, a.resolution, a.old_sha = Action.ADD, None, None
                 a.note = "replaces a directory whose files were all removed upstream"
 
-    # -- config.json: never written; changed upstream defaults are offered beside it
-    cfg_sf = source.files.get(CONFIG_NEW)
-    if cfg_sf is not None:
-        user_cfg = file_sha_or_none(install.path("config.json"))
-        offered = bfiles.get(CONFIG_NEW, (None, None))[0]
-        side = file_sha_or_none(install.path(CONFIG_NEW))
-        if user_cfg is None:
-            notes.append("config.json: none in the install; the server uses its built-in defaults "
-                         "(upstream's are in the source's universal/config.json)")
-        elif user_cfg != cfg_sf.sha256 and offered != cfg_sf.sha256 and side != cfg_sf.sha256:
-            actions.append(FileAction(CONFIG_NEW, Action.ADD if side is None else Action.UPDATE, "config",
-                                      side, cfg_sf.sha256, offered, mode=0o644,
-                                      note="upstream changed its default config.json"))
+    # -- yours, never written (config.json, .cursorrules): upstream's changes offered beside
+    for o in OFFERED:
+        sf = source.files.get(o.side)
+        if sf is None:
+            continue
+        mine = file_sha_or_none(install.path(o.mine))
+        offered = bfiles.get(o.side, (None, None))[0]  # what was installed or offered before
+        side = file_sha_or_none(install.path(o.side))
+        if mine is None:
+            notes.append(f"{o.mine.removeprefix('../')}: none here; upstream's is "
+                         f"{sf.src} in the source (not installed: it is yours to have)")
+        elif mine != sf.sha256 and offered != sf.sha256 and side != sf.sha256:
+            actions.append(FileAction(o.side, Action.ADD if side is None else Action.UPDATE,
+                                      o.area, side, sf.sha256, offered, mode=0o644,
+                                      note=f"upstream changed its {o.mine.removeprefix('../')}"))
 
     # -- the project's .gitignore: a managed block, line by line, idempotent
     gi_path = install.path(GITIGNORE)
@@ -519,6 +522,14 @@ def plan_upgrade(
         sp.running_pid, sp.running_transport = running
     if base.note:
         notes.append(base.note)
+    for a in actions:
+        if a.action == Action.ADD and a.target in base.absent:
+            a.note = ("was not in the install (no record that it was ever installed or that you "
+                      "deleted it): installed now; delete it again if you meant to")
+    if base.absent:
+        notes.append(f"{len(base.absent)} system file(s) of the recognised commit were not in the "
+                     "install (early installers skipped whole areas): installed now, and listed "
+                     "in the report; delete any again if you meant to")
     for rel in base.skipped:
         notes.append(f"{rel}: not a regular file (a FIFO, socket or device); never opened, "
                      "left as it is")
@@ -567,9 +578,11 @@ def attention_items(plan: Plan) -> list[str]:
                 out.append(f"{a.target}: upstream's version installed; yours is in the backup")
         elif a.action == Action.ORPHAN:
             out.append(f"{a.target}: removed upstream but changed by you; kept (orphaned)")
-        elif a.area == "config":
-            out.append(f"config.json: upstream changed its defaults; review "
-                       f"diff -u {d}/config.json {d}/{CONFIG_NEW}")
+        elif a.area in {o.area for o in OFFERED}:
+            o = next(x for x in OFFERED if x.area == a.area)
+            out.append(f"{o.mine.removeprefix('../')}: upstream changed its version; review "
+                       f"`diff -u {os.path.normpath(d + '/' + o.mine)} "
+                       f"{os.path.normpath(d + '/' + o.side)}` and take what you want")
     for t in plan.server.user_modified:
         out.append(f"{t}: yours (not what was installed) in mcp_server/, which is replaced "
                    f"whole; saved in the backup's kept/{t}")

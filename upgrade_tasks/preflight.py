@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from . import procs
 from .backup_store import estimate_size
 from .checkpoint import PHASES, unfinished_session
 from .errors import ConflictAbort, PreflightError, UsageError
@@ -287,6 +288,10 @@ def run_preflight(install: Install, opts: Options, interactive: bool = False) ->
             ) from None
         if downgrade:
             plan.notes.append(downgrade)
+        if not procs.available() and not opts.no_restart:
+            plan.notes.append("processes cannot be inspected on this machine (no psutil, no "
+                              "/proc): a running server is not stopped; reload it yourself "
+                              "after the upgrade")
         plan.notes.extend(source.notes)
         if plan.conflicts and on_conflict == "abort":
             names = ", ".join(a.target for a in plan.conflicts[:10])

@@ -68,7 +68,7 @@ def install_at(project: Path, repo: Path, commit: str, *, with_manifest: bool = 
         if mapped is None:
             continue
         area, target = mapped
-        if area != "config":  # upstream's default config is offered, never installed as a file
+        if area in ("content", "server"):  # config.json, .cursorrules: offered, never installed
             dst = root / target
             dst.parent.mkdir(parents=True, exist_ok=True)
             dst.write_bytes(data)

@@ -2,9 +2,12 @@
 
 A process is ours when its command line runs ``-m mcp_server`` and either its
 working directory is the project, its ``PYTHONPATH`` names this ``.praxis-os``,
-or its interpreter is this install's venv python. The pid in
-``.praxis-os/.mcp_server_state.json`` is only a hint, checked against
-``/proc/PID/cmdline`` and cwd like any other.
+or its interpreter is this install's venv python. A relative ``PYTHONPATH`` entry
+(``PYTHONPATH=.praxis-os``, as users write it) or interpreter path is the
+*process's*: it is resolved against that process's working directory, never
+ours (resolving it against ours claimed other projects' servers). The pid in
+``.praxis-os/.mcp_server_state.json`` is only a hint, checked like any other.
+Processes are read through :mod:`upgrade_tasks.procs` (psutil, or ``/proc``).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import procs
 from .checkpoint import Session
 from .errors import ProbeError
 from .layout import Install
@@ -30,54 +34,46 @@ class RunningServer:
     found_by: str  # "state-file" or "process-scan"
 
 
-def _read(path: str) -> bytes | None:
-    try:
-        with open(path, "rb") as fh:
-            return fh.read()
-    except OSError:
-        return None
-
-
-def _cmdline(pid: int) -> tuple[str, ...] | None:
-    raw = _read(f"/proc/{pid}/cmdline")
-    if not raw:
-        return None
-    return tuple(p.decode(errors="replace") for p in raw.rstrip(b"\0").split(b"\0"))
-
-
 def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    stat = _read(f"/proc/{pid}/stat")
-    return not (stat and b") Z" in stat)  # a zombie is dead for our purposes
+    return procs.alive(pid)
 
 
 def _is_mcp_server(cmd: tuple[str, ...]) -> bool:
     return any(cmd[i] == "-m" and cmd[i + 1] == "mcp_server" for i in range(len(cmd) - 1))
 
 
+def _absolute(path: str, cwd: str | None) -> Path | None:
+    """``path`` as the process sees it (relative to *its* working directory)."""
+    if os.path.isabs(path):
+        return Path(os.path.normpath(path))
+    if cwd is None:
+        return None  # its cwd is not readable: a relative path cannot be placed
+    return Path(os.path.normpath(os.path.join(cwd, path)))
+
+
+def _same(a: Path | None, b: Path) -> bool:
+    if a is None:
+        return False
+    try:
+        return a.resolve() == b.resolve()
+    except OSError:
+        return False
+
+
 def belongs_to(pid: int, install: Install) -> tuple[str, ...] | None:
     """The process's cmdline if it is an MCP server of this install, else ``None``."""
-    cmd = _cmdline(pid)
-    if not cmd or not _is_mcp_server(cmd):
+    proc = procs.inspect(pid)
+    if proc is None or not _is_mcp_server(proc.cmdline):
         return None
-    project = install.project.resolve()
-    try:
-        if Path(os.readlink(f"/proc/{pid}/cwd")).resolve() == project:
+    cmd = proc.cmdline
+    if proc.cwd is not None and _same(Path(proc.cwd), install.project):
+        return cmd
+    for part in (proc.environ or {}).get("PYTHONPATH", "").split(os.pathsep):
+        if part and _same(_absolute(part, proc.cwd), install.root):
             return cmd
-    except OSError:
-        pass
-    env = _read(f"/proc/{pid}/environ") or b""
-    for item in env.split(b"\0"):
-        if item.startswith(b"PYTHONPATH="):
-            parts = item[len(b"PYTHONPATH="):].decode(errors="replace").split(os.pathsep)
-            if any(p and Path(p).resolve() == install.root.resolve() for p in parts):
-                return cmd
-    if cmd[0].startswith(str(install.venv) + os.sep):
+    exe = _absolute(cmd[0], proc.cwd)
+    if exe is not None and (exe.parent.parent == install.venv or str(exe).startswith(
+            str(install.venv) + os.sep)):
         return cmd
     return None
 
@@ -106,12 +102,8 @@ def find_running_servers(install: Install) -> list[RunningServer]:
         cmd = belongs_to(hint, install)
         if cmd:
             found[hint] = RunningServer(hint, _transport(cmd), cmd, "state-file")
-    me = os.getpid()
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        pid = int(entry)
-        if pid in found or pid == me:
+    for pid in procs.pids():
+        if pid in found:
             continue
         cmd = belongs_to(pid, install)
         if cmd and pid_alive(pid):

@@ -6,7 +6,7 @@ change them (and ``.installed-manifest.json`` is not gitignored, so it can arriv
 through ``git pull``; with ``--sudo`` root then acts on it). Every id and every path
 in them is therefore checked before use: ids against their exact format, paths
 confined to where they belong (relative, no ``..``, no absolute path, only the one
-project file the upgrader manages, ``../.gitignore``). A file that fails is refused
+project files the upgrader manages, ``layout.PROJECT_FILES``). A file that fails is refused
 with :class:`~upgrade_tasks.errors.StateError` (exit 2), naming the file, the field
 and the command that repairs it; nothing is acted on before that.
 """
@@ -19,7 +19,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from .errors import StateError
-from .layout import GITIGNORE
+from .layout import PROJECT_FILES
 
 SESSION_ID = re.compile(r"upgrade-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 #: ``YYYYmmdd-HHMMSS-<6 hex>`` (local time, before 0.2) or ``...Z-<6 hex>`` (UTC).
@@ -35,9 +35,10 @@ class Bad(Exception):
 
 def rel_path(value: Any, field: str, *, under: str = "", project_file: bool = False) -> str:
     """A path relative to ``.praxis-os``: a string, relative, no ``..``, no empty or ``.``
-    parts, no NUL; under ``under`` when given. ``project_file`` also allows ``../.gitignore``."""
-    if project_file and value == GITIGNORE:
-        return GITIGNORE
+    parts, no NUL; under ``under`` when given. ``project_file`` also allows the few project
+    files the upgrader manages (``../.gitignore``, ``../.cursorrules.praxis-new``)."""
+    if project_file and value in PROJECT_FILES:
+        return str(value)
     if not isinstance(value, str) or not value or "\0" in value or "\\" in value:
         raise Bad(f"{field}: {value!r} is not a relative path")
     p = PurePosixPath(value)
