@@ -25,7 +25,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from . import faults
+from . import faults, index
 from .checkpoint import FINISHED, Session, list_sessions, now_iso
 from .errors import BackupError
 from .fsutil import (
@@ -378,6 +378,7 @@ def prune_backups(install: Install, keep: int, current: str | None) -> list[str]
         trash = install.backups_dir / f".{bid}.pruning-{int(time.time())}"
         os.replace(path, trash)
         shutil.rmtree(trash, ignore_errors=True)
+        index.prune(install, bid)  # the search index it would have switched back to
         pruned.append(bid)
     for leftover in install.backups_dir.glob("*.partial") if install.backups_dir.is_dir() else []:
         sid_refs = {s.backup_id for s in list_sessions(install) if s.status not in FINISHED}

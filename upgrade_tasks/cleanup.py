@@ -5,10 +5,11 @@ the user to rerun ``invoke upgrade`` when a step fails)."""
 
 from __future__ import annotations
 
-from . import backup_store, faults, fsutil, report
+from . import backup_store, faults, fsutil, index, report
 from . import venv as venv_mod
 from .checkout import is_git_url
 from .checkpoint import now_iso
+from .fsutil import atomic_write_bytes
 from .redact import redact
 from .runstate import Run
 
@@ -25,6 +26,9 @@ def step(run: Run) -> str:
             f"removed {len(c.get('removed', []))}, conflicts {len(c.get('conflicts', []))} | "
             f"backup {s.backup_id} | session {s.id}")
     report.append_update_log_once(inst, line, s.id)
+    if plan.index_action == "defer" and not inst.path(index.FLAG).exists():
+        # after validation, so the probe did not rebuild the index; the server's next start does
+        atomic_write_bytes(inst.path(index.FLAG), b"", mode=0o644)
     faults.point("cleanup:logged")
     pruned = backup_store.prune_backups(inst, run.opts.keep_backups, s.backup_id)
     pruned_envs = venv_mod.prune_venvs(inst, backup_store.venv_refs(inst))

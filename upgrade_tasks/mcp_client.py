@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import queue
+import re
 import signal
 import socket
 import subprocess
@@ -56,6 +57,7 @@ class ProbeResult:
     stderr: str  # everything the server wrote to stderr during the probe
     duration_s: float
     smoke: dict[str, str] = field(default_factory=dict)  # tool -> "ok" or the error text
+    search: Any = None  # the search call's ``result`` (see :func:`tool_payload`)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -148,8 +150,12 @@ def _call_error_text(response: Mapping[str, Any]) -> str | None:
     return None
 
 
+#: tqdm progress bars (the real server's embedding batches): they fill a tail and say nothing
+_PROGRESS = re.compile(r"\d+%\||it/s\]|s/it\]|\r")
+
+
 def _tail(text: str, n: int = _STDERR_TAIL) -> str:
-    lines = [line for line in text.splitlines() if line.strip()]
+    lines = [line for line in text.splitlines() if line.strip() and not _PROGRESS.search(line)]
     if not lines:
         return "the server wrote nothing to stderr"
     return "last stderr lines:\n" + "\n".join(lines[-n:])
@@ -306,6 +312,7 @@ def probe_stdio(
     smoke_tools: Sequence[str] = (),
     env: Mapping[str, str] | None = None,
     protect_state_file: bool = True,
+    search: tuple[str, Mapping[str, Any]] | None = None,
 ) -> ProbeResult:
     """Start ``python -m mcp_server --transport stdio`` in ``project`` and list its tools.
 
@@ -330,7 +337,7 @@ def probe_stdio(
     state_path = project / ".praxis-os" / STATE_FILE_NAME
     original = _snapshot_state(state_path) if protect_state_file else None
     try:
-        return _probe_stdio(python, project, timeout, smoke_tools, env)
+        return _probe_stdio(python, project, timeout, smoke_tools, env, search)
     finally:
         if protect_state_file:
             _restore_state(state_path, original)
@@ -342,6 +349,7 @@ def _probe_stdio(
     timeout: float,
     smoke_tools: Sequence[str],
     env: Mapping[str, str] | None,
+    search: tuple[str, Mapping[str, Any]] | None = None,
 ) -> ProbeResult:
     run_env = dict(os.environ)
     run_env["PYTHONPATH"] = str(project / ".praxis-os")
@@ -395,6 +403,12 @@ def _probe_stdio(
                 next_id += 1
                 error = _call_error_text(response)
                 smoke[tool] = "ok" if error is None else error
+            search_result = None
+            if search is not None and search[0] in tools:
+                method = f"tools/call {search[0]}"
+                response = session.request(_request(next_id, "tools/call",
+                                                    {"name": search[0], "arguments": search[1]}))
+                search_result = response.get("result", {"error": response.get("error")})
         except _Timeout:
             _kill_group(proc)
             session.join_readers(1.0)
@@ -444,6 +458,7 @@ def _probe_stdio(
             stderr=session.stderr(),
             duration_s=time.monotonic() - start,
             smoke=smoke,
+            search=search_result,
         )
     finally:
         _kill_group(proc)
@@ -669,6 +684,23 @@ def _tools_in(data: bytes) -> frozenset[str]:
                         found.add(name)
         _SCANNED[key] = frozenset(found)
     return _SCANNED[key]
+
+
+def tool_payload(result: Any) -> Any:
+    """What a tool returned, from a ``tools/call`` result: its ``structuredContent`` (FastMCP
+    wraps plain values as ``{"result": ...}``) or the JSON of its text content."""
+    if not isinstance(result, dict):
+        return result
+    sc = result.get("structuredContent")
+    if isinstance(sc, dict):
+        return sc.get("result", sc) if set(sc) == {"result"} else sc
+    for item in result.get("content") or []:
+        if isinstance(item, dict) and item.get("type") == "text":
+            try:
+                return json.loads(str(item.get("text", "")))
+            except ValueError:
+                return item.get("text")
+    return None
 
 
 def stderr_problems(stderr: str) -> list[str]:

@@ -104,6 +104,11 @@ class Options:
     post_install: str = opt("auto", "Post-install steps detected from requirement names (e.g. "
                             "playwright browsers): auto or skip.", RUN, host=("upgrade",),
                             choices=("auto", "skip"))
+    index: str = opt("rebuild", "The server's search index, when the new code needs a new one "
+                     "(another table, changed standards, none yet): rebuild (beside the live one, "
+                     "then switched; a rollback switches back), defer (leave the rebuild to the "
+                     "server's next start), skip.", RUN, host=("upgrade",),
+                     choices=("rebuild", "defer", "skip"))
     no_restart: bool = opt(False, "Do not stop or restart the running MCP server.",
                            (*RUN, "rollback"), host=("upgrade", "rollback"))
     backup: str = opt("", "Backup id to restore (default: the latest). Newer upgrades are undone "
@@ -112,8 +117,10 @@ class Options:
     # -- config only (invoke.yaml `upgrade:` section or INVOKE_UPGRADE_<KEY>) ------------------
     keep_backups: int = opt(3, "How many backups to keep after a successful upgrade.",
                             host=("upgrade",), low=1)
-    probe_timeout: float = opt(20.0, "Seconds the MCP server may take to answer the validation "
-                               "probe.", host=("upgrade", "rollback"), low=0.1, high=3600)
+    probe_timeout: float = opt(120.0, "Seconds the MCP server may take to answer the validation "
+                               "probe (the real server needs 10-25 s to import torch; an index "
+                               "build is never part of it).", host=("upgrade", "rollback"),
+                               low=0.1, high=3600)
     smoke_tools: tuple[str, ...] = opt(("get_server_info", "current_date"),
                                        "Tools called without arguments when validating the server "
                                        "(comma-separated).", host=("upgrade",))

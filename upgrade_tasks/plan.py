@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import gitignore, ideconfig
+from . import gitignore, ideconfig, index
 from .enums import StrEnum
 from .fsutil import file_sha_or_none
 from .history import History
@@ -229,6 +229,10 @@ class Plan:
     base_share: float | None = None
     policy: str = "merge"
     decisions: list[dict[str, str]] = field(default_factory=list)  # --on-conflict ask
+    #: the search index (:mod:`upgrade_tasks.index`): rebuild | defer | skip | none, and why
+    index_action: str = "none"
+    index_reasons: list[str] = field(default_factory=list)
+    index_table: str | None = None
 
     # -- views ---------------------------------------------------------------
     def by_action(self, name: Action) -> list[FileAction]:
@@ -376,6 +380,7 @@ def plan_upgrade(
     reader: BlobReader | None = None,
     hist: History | None = None,
     new_tools: set[str] | None = None,
+    index_mode: str = "rebuild",
 ) -> Plan:
     """Plan the upgrade of ``install`` to ``source`` against ``base``.
 
@@ -464,9 +469,15 @@ def plan_upgrade(
                                   hashlib.sha256(gi_now).hexdigest() if gi_now is not None else None,
                                   new_sha, mode=0o644))
 
-    # -- removed standards reach the RAG index only through a rebuild (lesson: stale chunks)
-    if any(a.action == Action.REMOVE and a.target.startswith("standards/") for a in actions) and \
-            not install.path(REBUILD_FLAG).exists():
+    # -- the search index: rebuilt beside the live one when the new code needs it
+    changed = sum(1 for a in actions if a.target.startswith("standards/") and (
+        a.action in (Action.ADD, Action.UPDATE, Action.REMOVE)
+        or a.resolution in (Resolution.THEIRS, Resolution.MERGED)))
+    idx = index.plan_index(install, source, changed, index_mode)
+    if idx.table is None and any(a.action == Action.REMOVE and a.target.startswith("standards/")
+                                 for a in actions) and not install.path(REBUILD_FLAG).exists():
+        # a server without a vector index of ours: removed standards reach its index only
+        # through the rebuild the flag asks for (lesson: stale chunks)
         actions.append(FileAction(REBUILD_FLAG, Action.FLAG, "standards", None,
                                   hashlib.sha256(b"").hexdigest(), mode=0o644,
                                   note="standards were removed: the server rebuilds its index"))
@@ -544,6 +555,9 @@ def plan_upgrade(
         base_origin=base.origin,
         base_share=base.share,
         policy=on_conflict,
+        index_action=idx.action,
+        index_reasons=idx.reasons if idx.table else [],
+        index_table=idx.table,
     )
 
 
@@ -641,6 +655,9 @@ def render_plan(plan: Plan, install: Install, header: str = "Plan") -> str:
     else:
         lines.append("  mcp_server/              unchanged")
     lines.append(f"  dependencies             {sp.deps_action} ({sp.deps_reason})")
+    if plan.index_table:
+        idx = index.IndexPlan(plan.index_action, plan.index_reasons, plan.index_table)
+        lines.append(f"  search index             {idx.summary()}")
     if sp.running_pid:
         lines.append(
             f"  running server           pid {sp.running_pid} ({sp.running_transport}): "

@@ -19,11 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import procs
+from . import index, procs
 from .backup_store import estimate_size
 from .checkpoint import PHASES, unfinished_session
 from .errors import ConflictAbort, PreflightError, UsageError
-from .fsutil import lstat_or_none
+from .fsutil import lstat_or_none, tree_size
 from .installed import Base, load_base
 from .layout import Install, SymlinkInPath
 from .lock import check_lock_file, describe_owner, probe_lock
@@ -279,7 +279,7 @@ def run_preflight(install: Install, opts: Options, interactive: bool = False) ->
             tools = set()
         try:
             plan = plan_upgrade(install, source, base, on_conflict, opts.deps, running, reader, hist,
-                                tools)
+                                tools, opts.index)
         except SymlinkInPath as exc:
             raise PreflightError(
                 f"{exc.path} is a symlink inside the install",
@@ -322,7 +322,8 @@ def run_preflight(install: Install, opts: Options, interactive: bool = False) ->
                   if a.action in ("add", "update", "conflict") and a.target in source.files)
     # the backup, the staged server, the new files, and the room held for a rollback
     # (backup_store.reserve_size: the server tree again, the largest file, 1 MB)
-    need = int((estimate_size(install, plan) + 2 * staged + written) * 1.1) + (4 << 20)
+    rebuilt = tree_size(install.root / index.INDEX) if plan.index_action == "rebuild" else 0
+    need = int((estimate_size(install, plan) + 2 * staged + written + rebuilt) * 1.1) + (4 << 20)
     free = shutil.disk_usage(install.root).free
     if free < need:
         raise PreflightError(

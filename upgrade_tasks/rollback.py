@@ -19,7 +19,7 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import faults
+from . import faults, index
 from .backup_store import Backup, verify_backup
 from .errors import BackupError, RollbackError
 from .fsutil import (
@@ -238,6 +238,8 @@ def restore_backup(install: Install, b: Backup, allowed: dict[str, str]) -> Rest
             res.removed.append(rel)
         faults.point("rollback:file")
     restore_venv(install, b, res)
+    if index.restore(install, b.id):
+        res.trees.append("search index")
     skip = set(res.left_alone)
     bad = [rel for rel, e in b.entries.items()
            if rel not in skip and not _entry_matches(install.path(rel), e)]

@@ -18,10 +18,12 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import faults, fsutil
+from . import faults, fsutil, index
 from . import venv as venv_mod
 from .backup_store import load_backup
 from .checkpoint import Session, now_iso
@@ -50,9 +52,12 @@ class ServerResult:
     deps: str = "not needed"
     installer: str = ""
 
+    index: str = ""
+
     def summary(self) -> str:
         stopped = ", ".join(f"pid {s['pid']} ({s['signal']})" for s in self.stopped) or "none"
-        return f"{self.files} files in place; stopped: {stopped}; deps: {self.deps}"
+        return (f"{self.files} files in place; stopped: {stopped}; deps: {self.deps}"
+                + (f"; {self.index}" if self.index else ""))
 
 
 def live_tree(path: Path) -> dict[str, str]:
@@ -170,7 +175,7 @@ def install_deps(install: Install, plan: Plan, session: Session, res: ServerResu
 
 
 def run_server(install: Install, source: Source, plan: Plan, session: Session,
-               opts: Options) -> ServerResult:
+               opts: Options, say: Callable[[str], None] = print) -> ServerResult:
     """Phase 3's sub-steps, each skipped when the checkpoint records it done: stage, stop, swap,
     dependencies, installed manifest."""
     res = ServerResult()
@@ -205,6 +210,16 @@ def run_server(install: Install, source: Source, plan: Plan, session: Session,
         session.step("server:deps")
     res.deps = str(arts.get("deps", res.deps))
     res.installer = str(arts.get("installer", ""))
+    if plan.index_action == "rebuild" and plan.index_table and session.backup_id:
+        if not session.has_step("server:index-built"):
+            t0 = time.monotonic()
+            index.build(install, plan.index_table, say)
+            arts["index_build_s"] = round(time.monotonic() - t0, 1)
+            session.step("server:index-built")
+        if not session.has_step("server:index-switched"):
+            index.switch(install, session.backup_id)
+            session.step("server:index-switched")
+        res.index = f"index rebuilt in {arts.get('index_build_s', '?')}s"
     if not session.has_step("server:done"):
         write_installed_manifest(install, source, plan)
         arts["server_tree"] = {"mcp_server/" + k: v for k, v in expected_tree(source).items()}
@@ -232,7 +247,7 @@ def verify_server(install: Install, source: Source, plan: Plan) -> list[str]:
 def step(run: Run) -> str:
     """Phase 3: stage, stop, swap, dependencies, installed manifest."""
     s, src, plan = run.need()
-    res = run_server(run.install, src, plan, s, run.opts)
+    res = run_server(run.install, src, plan, s, run.opts, run.say)
     return res.summary()
 
 

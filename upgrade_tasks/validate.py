@@ -16,7 +16,13 @@ from typing import Any
 
 from .errors import ProbeError
 from .layout import Install
-from .mcp_client import ProbeResult, probe_stdio, scan_registered_tools, stderr_problems
+from .mcp_client import (
+    ProbeResult,
+    probe_stdio,
+    scan_registered_tools,
+    stderr_problems,
+    tool_payload,
+)
 from .restart import restart_stopped
 from .runstate import Run
 
@@ -45,8 +51,14 @@ class ValidationResult:
         return dict(self.__dict__)
 
 
-def probe(install: Install, timeout: float, smoke: tuple[str, ...] = ()) -> ProbeResult:
-    return probe_stdio(install.venv_python, install.project, timeout=timeout, smoke_tools=smoke)
+#: A search the validation asks the new server when it has a vector index of ours to use.
+SEARCH = ("search_standards", {"query": "testing", "n_results": 1})
+
+
+def probe(install: Install, timeout: float, smoke: tuple[str, ...] = (),
+          search: bool = False) -> ProbeResult:
+    return probe_stdio(install.venv_python, install.project, timeout=timeout, smoke_tools=smoke,
+                       search=SEARCH if search else None)
 
 
 def import_check(install: Install, timeout: float) -> None:
@@ -71,14 +83,15 @@ def import_check(install: Install, timeout: float) -> None:
 
 
 def validate_server(
-    install: Install, old_tools: list[str] | None, timeout: float, smoke: tuple[str, ...]
+    install: Install, old_tools: list[str] | None, timeout: float, smoke: tuple[str, ...],
+    vector_search: bool = False,
 ) -> ValidationResult:
     """Probe the new server over stdio and hold it to the source: every tool the source registers
     answers, no tool the old server had is lost (unless upstream dropped it), the smoke calls
     succeed and nothing on stderr looks like an error."""
     expected = sorted(scan_registered_tools(install.server_dir))
     try:
-        res = probe(install, timeout, smoke)
+        res = probe(install, timeout, smoke, search=vector_search)
     except ProbeError:
         import_check(install, timeout)  # a clearer cause when the code does not even import
         raise
@@ -105,6 +118,17 @@ def validate_server(
             ", ".join(lost),
             "the upgrade was rolled back; report it upstream",
         )
+    method = ""
+    if vector_search and SEARCH[0] in live:
+        payload = tool_payload(res.search)
+        method = str(payload.get("retrieval_method", "")) if isinstance(payload, dict) else ""
+        if method and method != "vector":
+            raise ProbeError(
+                f"the new server answers {SEARCH[0]} with {method!r}, not vector search",
+                "it cannot use the search index built for it (see its log for the LanceDB error)",
+                "the upgrade was rolled back; retry with --index rebuild, or upgrade with "
+                "--index defer to leave the index to the server",
+            )
     failed = {k: v for k, v in res.smoke.items() if v != "ok"}
     if failed:
         raise ProbeError(
@@ -118,7 +142,7 @@ def validate_server(
         old_tools=old_tools,
         new_tools=sorted(live - set(old_tools)) if old_tools is not None else [],
         dropped_by_source=sorted(set(old_tools or ()) - set(expected)),
-        smoke=dict(res.smoke),
+        smoke={**res.smoke, **({SEARCH[0]: f"answered by {method} search"} if method else {})},
         duration_s=res.duration_s,
     )
 
@@ -127,7 +151,8 @@ def step(run: Run) -> str:
     """Phase 4: probe the new server, then restart a headless one the upgrade stopped."""
     s, _src, _plan = run.need()
     old_tools = s.artifacts(1).get("old_tools")
-    v = validate_server(run.install, old_tools, run.opts.probe_timeout, run.opts.smoke_tools)
+    v = validate_server(run.install, old_tools, run.opts.probe_timeout, run.opts.smoke_tools,
+                        vector_search=run.need()[2].index_action == "rebuild")
     s.artifacts(4).update(v.to_json())
     summary = v.summary()
     restarted = restart_stopped(run.install, s, run.opts)

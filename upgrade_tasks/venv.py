@@ -159,6 +159,38 @@ def explain_install_failure(installer: str, rc: int, tail: list[str]) -> PhaseEr
                       hint + " (the upgrade was rolled back)")
 
 
+#: pip configuration keys -> the uv flag that means the same
+_PIP_TO_UV = {"index-url": "--index-url", "extra-index-url": "--extra-index-url",
+              "find-links": "--find-links", "constraint": "--constraint", "no-index": "--no-index"}
+
+
+def uv_args_from_pip_config(python: str) -> list[str]:
+    """The user's pip configuration (files and ``PIP_*`` variables, as ``pip config list``
+    shows it) as uv flags, so both installers resolve the same way."""
+    try:
+        out = subprocess.run([python, "-m", "pip", "config", "list"], capture_output=True,
+                             text=True, timeout=30, env={**os.environ,
+                                                         "PIP_DISABLE_PIP_VERSION_CHECK": "1"})
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    args: list[str] = []
+    for line in out.stdout.splitlines():
+        key, sep, value = line.partition("=")
+        name = key.rsplit(".", 1)[-1]
+        flag = _PIP_TO_UV.get(name)
+        if not sep or flag is None:
+            continue
+        value = value.strip().strip("'\"")
+        if flag == "--no-index":
+            if value.lower() in ("1", "true", "yes", "on"):
+                args.append(flag)
+            continue
+        for item in value.split():
+            if (flag, item) not in zip(args[::2], args[1::2]):
+                args += [flag, item]
+    return args
+
+
 def build_venv(install: Install, name: str, requirements: Path, *, find_links: str = "",
                offline: bool = False) -> DepsResult:
     """Create ``.venvs/<name>`` from the old venv's interpreter and install the requirements."""
@@ -178,7 +210,13 @@ def build_venv(install: Install, name: str, requirements: Path, *, find_links: s
     py = dest / "bin" / "python"
     if uv:
         res.installer = "uv"
-        cmd = [uv, "pip", "install", "--python", str(py), "-r", str(requirements)]
+        # --compile-bytecode: pip compiles at install, uv does not; without it every start of
+        # the real server (the validation probe included) compiles ~14,000 modules in memory,
+        # ~19 s instead of ~9 s here. The pip configuration the user has (indexes, find-links,
+        # constraints) is passed on: uv does not read pip's files, and without them it pulled
+        # a 6 GB CUDA torch where pip took the local CPU wheel.
+        cmd = [uv, "pip", "install", "--python", str(py), "--compile-bytecode",
+               *uv_args_from_pip_config(base), "-r", str(requirements)]
         if find_links:
             cmd += ["--find-links", find_links]
         if offline:
