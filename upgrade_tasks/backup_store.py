@@ -37,7 +37,7 @@ from .fsutil import (
     parallel_map,
     sha256_file,
 )
-from .layout import Install
+from .layout import LEGACY_DIR, Install
 from .plan import Plan
 from .trust import BACKUP_ID, SESSION_ID, SHA256, Bad, ident, opt, refuse, rel_path, required, typed
 from .venv import VENVS, venv_state
@@ -216,6 +216,8 @@ def create_backup(install: Install, plan: Plan, session: Session, backup_id: str
         "session_id": session.id,
         "created_at": now_iso(),
         "writes": writes,
+        # the install was moved from this directory to .praxis-os: a rollback moves it back
+        "migrated_from": plan.migrate_from,
         "source_commit_before": plan.installed_commit,
         "source_commit_after": plan.source_commit,
         "trees": trees,
@@ -297,6 +299,8 @@ def check_manifest(m: Any, backup_id: str) -> None:
     for rel, sha in typed(m.get("writes") or {}, dict, "writes").items():
         rel_path(rel, "writes", project_file=True)
         ident(sha, SHA256, f"writes[{rel!r}]")
+    if m.get("migrated_from") not in (None, LEGACY_DIR):
+        raise Bad(f"migrated_from: {m.get('migrated_from')!r} is not {LEGACY_DIR!r}")
     venv = m.get("venv")
     if venv is not None:
         typed(venv, dict, "venv")

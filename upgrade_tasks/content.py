@@ -21,6 +21,7 @@ is checked again here.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 from . import faults, gitignore
@@ -30,6 +31,7 @@ from .fsutil import (
     batched_dir_syncs,
     durable_unlink,
     file_sha_or_none,
+    fsync_dir,
     parallel_map,
     read_regular,
     remove_empty_parents,
@@ -253,11 +255,32 @@ def verify_content(install: Install, plan: Plan) -> list[str]:
     return bad
 
 
+def migrate(run: Run) -> None:
+    """An install made before the rename moves to .praxis-os: one rename, the first change the
+    upgrade makes (the backup, made before it, moves with it). Resumable: after a crash
+    between the rename and its record, the install is found at .praxis-os."""
+    s, _src, plan = run.need()
+    if not plan.migrate_from or s.has_step("install:migrated"):
+        return
+    old = Install(run.install.project, plan.migrate_from)
+    new = old.renamed()
+    if old.root.is_dir() and not new.root.exists():
+        os.rename(old.root, new.root)
+        fsync_dir(new.project)
+        faults.point("install:moved")
+    run.relocate(new)
+    s.step("install:migrated")
+
+
 def step(run: Run) -> str:
     """Phase 2: stop the old server (and its index watcher) before touching content it reads,
-    apply the plan, and check every path is as planned."""
+    move a pre-rename install to .praxis-os, apply the plan, and check every path is as
+    planned."""
     s, src, plan = run.need()
-    stop_for_upgrade(run.install, s, plan.server.must_stop, run.opts.no_restart)
+    # (a server of a pre-rename install runs from .agent-os: it is found there, before the move)
+    stop_for_upgrade(run.install, s, plan.server.must_stop or bool(plan.migrate_from),
+                     run.opts.no_restart)
+    migrate(run)
     res = run_content(run.install, src, plan)
     s.artifacts(2).update({"added": res.added, "updated": res.updated, "removed": res.removed,
                            "conflicts": res.conflicts, "kept": res.kept,

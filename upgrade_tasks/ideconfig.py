@@ -11,6 +11,8 @@ import json
 from pathlib import Path
 
 CONFIGS = (".cursor/mcp.json", ".mcp.json")
+#: Project files that name the install directory (launch configs, assistant rules).
+NAMING = (*CONFIGS, ".cursorrules", ".clinerules", ".vscode/settings.json", ".vscode/mcp.json")
 
 
 def problems(project: Path, tools: set[str]) -> list[str]:
@@ -41,4 +43,22 @@ def problems(project: Path, tools: set[str]) -> list[str]:
                 if gone:
                     out.append(f"{rel}: server {name!r} autoApproves tools the new server does not "
                                f"have: {', '.join(gone)}; remove them")
+    return out
+
+
+def legacy_references(project: Path, old: str, new: str) -> list[str]:
+    """Lines of the project's IDE files that name ``old`` (the install moves to ``new``): the
+    user changes them (report only; these files are the user's)."""
+    out = []
+    for rel in NAMING:
+        try:
+            text = (project / rel).read_text(encoding="utf-8", errors="replace")
+        except (OSError, ValueError):
+            continue
+        lines = [n for n, line in enumerate(text.splitlines(), 1) if old in line]
+        if lines:
+            shown = ", ".join(map(str, lines[:8])) + (" ..." if len(lines) > 8 else "")
+            out.append(f"{rel} (line {shown}) names {old}/: the install is now in {new}/; "
+                       f"change {old} to {new} there (e.g. `sed -i 's#{old}/#{new}/#g' {rel}`), "
+                       "then reload the MCP server in your IDE")
     return out

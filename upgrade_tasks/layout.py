@@ -7,6 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 PRAXIS_DIR = ".praxis-os"
+#: Where installs lived before the product was renamed (upstream 925b10d). The upgrade moves
+#: such an install to .praxis-os (one rename; a rollback renames it back).
+LEGACY_DIR = ".agent-os"
 
 #: Source prefix -> target prefix (relative to ``.praxis-os``). One explicit table;
 #: every file of every area, ``.yaml`` included. ``mcp_server`` is handled by phase 3
@@ -117,13 +120,23 @@ def is_protected(target: str) -> bool:
 
 @dataclass(frozen=True)
 class Install:
-    """Paths of one prAxIs OS installation inside a project."""
+    """Paths of one prAxIs OS installation inside a project (in ``.praxis-os``, or in the
+    ``.agent-os`` of an install made before the rename: :func:`find_install`)."""
 
     project: Path
+    name: str = PRAXIS_DIR
 
     @property
     def root(self) -> Path:
-        return self.project / PRAXIS_DIR
+        return self.project / self.name
+
+    @property
+    def legacy(self) -> bool:
+        return self.name == LEGACY_DIR
+
+    def renamed(self) -> Install:
+        """The same install under ``.praxis-os``."""
+        return Install(self.project)
 
     @property
     def server_dir(self) -> Path:
@@ -223,6 +236,15 @@ class Install:
             d = os.path.dirname(d)
         if os.path.islink(target):
             raise SymlinkInPath(Path(target))
+
+
+def find_install(project: Path) -> Install:
+    """The install in ``project``: ``.praxis-os``, else an ``.agent-os`` made before the rename
+    (when neither exists, ``.praxis-os``, for the message that says so)."""
+    modern = Install(project)
+    if not modern.root.exists() and not modern.root.is_symlink() and (project / LEGACY_DIR).is_dir():
+        return Install(project, LEGACY_DIR)
+    return modern
 
 
 class SymlinkInPath(Exception):

@@ -233,6 +233,8 @@ class Plan:
     index_action: str = "none"
     index_reasons: list[str] = field(default_factory=list)
     index_table: str | None = None
+    #: an install made before the rename (``.agent-os``): phase 2 moves it to .praxis-os first
+    migrate_from: str | None = None
 
     # -- views ---------------------------------------------------------------
     def by_action(self, name: Action) -> list[FileAction]:
@@ -533,6 +535,12 @@ def plan_upgrade(
         sp.running_pid, sp.running_transport = running
     if base.note:
         notes.append(base.note)
+    attention = ideconfig.problems(install.project, new_tools or set())
+    if install.legacy:
+        notes.append(f"this install lives in {install.name}/ (made before the product was "
+                     f"renamed): the upgrade moves it to {PRAXIS_DIR}/ (one rename; a rollback "
+                     "moves it back)")
+        attention += ideconfig.legacy_references(install.project, install.name, PRAXIS_DIR)
     for a in actions:
         if a.action == Action.ADD and a.target in base.absent:
             a.note = ("was not in the install (no record that it was ever installed or that you "
@@ -551,13 +559,14 @@ def plan_upgrade(
         actions=actions,
         server=sp,
         notes=notes,
-        attention=ideconfig.problems(install.project, new_tools or set()),
+        attention=attention,
         base_origin=base.origin,
         base_share=base.share,
         policy=on_conflict,
         index_action=idx.action,
         index_reasons=idx.reasons if idx.table else [],
         index_table=idx.table,
+        migrate_from=install.name if install.legacy else None,
     )
 
 
@@ -613,6 +622,8 @@ def render_plan(plan: Plan, install: Install, header: str = "Plan") -> str:
     else:
         inst = ", installed commit unknown"
     lines = [f"{header}: {install.root}", f"  source commit {plan.source_commit[:10]}{inst}"]
+    if plan.migrate_from:
+        lines.append(f"  install directory        moved: {plan.migrate_from}/ -> {PRAXIS_DIR}/")
     labels = [
         ("add", "new"),
         ("update", "updated"),

@@ -25,7 +25,7 @@ from .backup_store import Backup
 from .checkpoint import Session, Status, list_sessions, now_iso, unfinished_session
 from .errors import RollbackError, StateError, UpgradeError, UsageError
 from .fsutil import atomic_write_json, sweep_temp_files
-from .layout import Install
+from .layout import Install, find_install
 from .lock import UpgradeLock, probe_lock
 from .mcp_client import probe_stdio
 from .options import Options
@@ -96,6 +96,9 @@ def rollback_session(run: Run, s: Session, reason: str) -> RestoreResult:
             b = backup_store.load_backup(inst, s.backup_id)
             _stop_servers(inst, run.opts)
             res = restore_backup(inst, b, allowed_after(b, s))
+            if res.moved_to is not None:  # moved back to .agent-os
+                run.relocate(res.moved_to, s)
+                inst = run.install
         except Exception as exc:
             err = exc if isinstance(exc, UpgradeError) else RollbackError(
                 "the rollback stopped part-way", f"{type(exc).__name__}: {exc}",
@@ -215,12 +218,15 @@ def plan_chain(inst: Install, ids: list[str], wanted: str, un: Session | None) -
 
 
 def _restore_chain(run: Run, chain: Chain) -> list[str]:
-    inst = run.install
     done = []
     for bid, sess in chain.links:
+        inst = run.install  # (a restore may move the install back to .agent-os)
         b = backup_store.load_backup(inst, bid)
         try:
             res = restore_backup(inst, b, allowed_after(b, sess))
+            if res.moved_to is not None:
+                run.relocate(res.moved_to, sess, *(s for _b, s in chain.links))
+                inst = run.install
         except Exception as exc:
             err = exc if isinstance(exc, UpgradeError) else RollbackError(
                 "the rollback stopped part-way", f"{type(exc).__name__}: {exc}",
@@ -279,7 +285,7 @@ def finish_interrupted(run: Run) -> str | None:
 
 def manual_rollback(opts: Options) -> str:
     """``invoke rollback``: restore the latest backup (or ``--backup ID``), newest first."""
-    inst = Install(opts.project)
+    inst = find_install(opts.project)
     check_target(inst)
     signals.install_handlers()
     run = Run.of(opts)
@@ -288,7 +294,7 @@ def manual_rollback(opts: Options) -> str:
     finally:
         run.release()
     if finished is not None:
-        return finished + f"\n  restored server: {revalidate(inst, opts)}"
+        return finished + f"\n  restored server: {revalidate(run.install, opts)}"
     ids = backup_store.list_backups(inst)
     un = unfinished_session(inst)
     if not ids and un is None:
@@ -306,6 +312,7 @@ def manual_rollback(opts: Options) -> str:
                 "started_at": now_iso()})
             http_was_running = _stop_servers(inst, opts)
             done = _restore_chain(run, chain)
+            inst = run.install  # (moved back to .agent-os, when the chain's upgrade moved it)
             fsutil.durable_unlink(inst.rollback_journal)
         venv_mod.prune_venvs(inst, backup_store.venv_refs(inst))
         _best_effort(run, lambda: fsutil.release(inst.reserve_file))

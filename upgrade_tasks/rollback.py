@@ -47,6 +47,8 @@ class RestoreResult:
     saved_aside: list[str] = field(default_factory=list)
     left_alone: list[str] = field(default_factory=list)
     trees: list[str] = field(default_factory=list)
+    #: the install was moved back to its old directory (``.agent-os``): the caller follows it
+    moved_to: Install | None = None
 
     def summary(self) -> str:
         s = (f"{len(self.restored)} restored, {len(self.removed)} removed, "
@@ -241,6 +243,7 @@ def restore_backup(install: Install, b: Backup, allowed: dict[str, str]) -> Rest
     if index.restore(install, b.id):
         res.trees.append("search index")
     skip = set(res.left_alone)
+    origin = b.manifest.get("migrated_from")
     bad = [rel for rel, e in b.entries.items()
            if rel not in skip and not _entry_matches(install.path(rel), e)]
     bad += [t for t in b.trees if not _tree_ok(install, b, t)]
@@ -250,4 +253,14 @@ def restore_backup(install: Install, b: Backup, allowed: dict[str, str]) -> Rest
             "first: " + ", ".join(bad[:5]),
             f"restore them by hand from {b.path}/files/",
         )
+    if origin and install.name != origin:
+        back = Install(install.project, str(origin))
+        if back.root.exists():
+            raise RollbackError(f"cannot move the install back to {back.root}",
+                                "that directory exists again",
+                                f"move it aside, then rerun `invoke rollback --backup {b.id}`")
+        os.rename(install.root, back.root)
+        fsync_dir(install.project)
+        res.moved_to = back
+        res.trees.append(f"{install.name} -> {origin}")
     return res

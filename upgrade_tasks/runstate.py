@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .checkpoint import Session
-from .layout import Install
+from .layout import Install, find_install
 from .lock import UpgradeLock
 from .options import Options
 from .plan import Plan
@@ -45,12 +45,28 @@ class Run:
 
     @classmethod
     def of(cls, opts: Options, printer: Callable[[str], None] = say) -> Run:
-        return cls(opts, Install(opts.project), printer)
+        return cls(opts, find_install(opts.project), printer)
 
     def need(self) -> tuple[Session, Source, Plan]:
         """Session, source and plan of a started run (phases 1-5 run only after phase 0)."""
         assert self.session is not None and self.source is not None and self.plan is not None
         return self.session, self.source, self.plan
+
+    def relocate(self, new: Install, *sessions: Session | None) -> None:
+        """The install's directory was renamed (``.agent-os`` <-> ``.praxis-os``): follow it.
+        The lock's file and the checkpoints moved with it (the lock itself is held on an open
+        file, which a rename does not touch)."""
+        old = self.install
+        if new == old:
+            return
+        self.install = new
+        for s in {id(x): x for x in (self.session, *sessions) if x is not None}.values():
+            try:
+                s.path = new.root / s.path.relative_to(old.root)
+            except ValueError:
+                pass
+        if self.lock is not None:
+            self.lock.lock_file, self.lock.owner_file = new.lock_file, new.lock_owner_file
 
     def take_lock(self, session_id: str) -> None:
         if self.lock is None:

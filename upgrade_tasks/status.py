@@ -8,7 +8,7 @@ from typing import Any
 
 from . import backup_store
 from .checkpoint import PHASES, list_sessions, unfinished_session
-from .layout import Install
+from .layout import find_install
 from .lock import describe_owner, probe_lock
 from .options import Options
 from .preflight import check_target
@@ -17,7 +17,7 @@ from .preflight import check_target
 def status_text(opts: Options) -> str:
     """The status as text: version, lock, the unfinished session's phases (or the last session),
     backups, and the command to go on."""
-    inst = Install(opts.project)
+    inst = find_install(opts.project)
     check_target(inst)
     lines = [f"install: {inst.root}"]
     try:
@@ -58,7 +58,7 @@ def status_text(opts: Options) -> str:
 
 def status_json(opts: Options) -> dict[str, Any]:
     """Machine-readable status (what the fleet controller reads from each host)."""
-    inst = Install(opts.project)
+    inst = find_install(opts.project)
     check_target(inst)
     out: dict[str, Any] = {"project": str(inst.project), "lock_held": probe_lock(inst.lock_file)}
     try:
