@@ -31,6 +31,16 @@ def typecheck(session: nox.Session) -> None:
 
 
 @nox.session
+def real(session: nox.Session) -> None:
+    """Upgrades of installs at real prAxIs OS commits with the real server (args: SOURCE)."""
+    session.install("-e", ".[dev]", "uv")
+    source = session.posargs[0] if session.posargs else ""
+    env = {"PRAXIS_REAL_SOURCE": source} if source else {}
+    session.run("pytest", "-q", "-p", "no:cacheprovider", "-m", "real", "--timeout", "1800",
+                "tests/real", *session.posargs[1:], env=env)
+
+
+@nox.session
 def bench(session: nox.Session) -> None:
     """Benchmarks: median timings of dry-run, upgrade, no-op, rollback, status."""
     session.install("-e", ".[dev]", "uv")

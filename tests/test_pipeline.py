@@ -437,3 +437,17 @@ def test_ask_on_a_terminal_records_each_decision(project: Path, source: SampleSo
     (s,) = sessions(project)
     rep = json.loads((root / ".upgrade-reports" / f"{s['session_id']}.json").read_text())
     assert [d["decision"] for d in rep["decisions"]] == ["keep mine", "merge"]
+
+
+def test_rollback_restores_directory_modes(project: Path, source: SampleSource) -> None:
+    """Installs made by copying a git archive have 0775 directories: a rollback that rebuilds
+    mcp_server/ or recreates a directory the upgrade emptied gives them their modes back."""
+    root = project / P
+    for d in (root / "mcp_server", root / "mcp_server" / "server", root / "standards" / "universal",
+              *[p for p in (root / "standards" / "universal").iterdir() if p.is_dir()]):
+        d.chmod(0o775)
+    before = digest(project)
+    assert upgrade(source, project).code == 0
+    r = invoke("rollback", "--project", str(project))
+    assert r.code == 0, r.text
+    assert digest(project) == before

@@ -164,6 +164,24 @@ def _entry_for(live: Path, dst: Path) -> dict[str, Any]:
     }
 
 
+def dir_modes(install: Install, paths: list[str]) -> dict[str, int]:
+    """Relative directory -> mode, for every existing directory above ``paths`` inside the
+    install (and the paths that are directories themselves)."""
+    out: dict[str, int] = {}
+    for rel in paths:
+        if rel.startswith("../"):
+            continue
+        parts = rel.split("/")
+        for i in range(1, len(parts) + 1):
+            d = "/".join(parts[:i])
+            if d in out:
+                continue
+            st = lstat_or_none(install.path(d))
+            if st is not None and stat.S_ISDIR(st.st_mode):
+                out[d] = stat.S_IMODE(st.st_mode)
+    return out
+
+
 def create_backup(install: Install, plan: Plan, session: Session, backup_id: str,
                   writes: dict[str, str]) -> Backup:
     """Copy every path the upgrade may touch into a new backup, durably, and verify it."""
@@ -185,10 +203,12 @@ def create_backup(install: Install, plan: Plan, session: Session, backup_id: str
     partial.mkdir()
     files, trees = paths_to_back_up(install, plan)
     todo = list(files)
+    tree_dirs = []
     for t in trees:
         top = install.path(t)
         for root, dirs, names in os.walk(top):
             dirs.sort()
+            tree_dirs.append(Path(root).relative_to(install.root).as_posix())
             for name in sorted(names) + [d for d in dirs if os.path.islink(os.path.join(root, d))]:
                 todo.append((Path(root) / name).relative_to(install.root).as_posix())
 
@@ -198,6 +218,7 @@ def create_backup(install: Install, plan: Plan, session: Session, backup_id: str
         return entry
 
     entries: dict[str, dict[str, Any]] = dict(zip(todo, parallel_map(copy_one, todo)))
+    modes = dir_modes(install, todo + tree_dirs)
     for d in sorted({p.parent for p in (partial / "files").rglob("*")} | {partial / "files"}):
         if d.is_dir():
             fsync_dir(d)
@@ -222,6 +243,9 @@ def create_backup(install: Install, plan: Plan, session: Session, backup_id: str
         "source_commit_after": plan.source_commit,
         "trees": trees,
         "entries": entries,
+        # the mode of every directory above a backed-up path (a rollback recreates removed ones
+        # with it, and puts back the rebuilt tree's): byte for byte, modes included
+        "dirs": modes,
     }
     atomic_write_json(partial / MANIFEST, manifest)
     os.replace(partial, final)
@@ -296,6 +320,10 @@ def check_manifest(m: Any, backup_id: str) -> None:
                 raise Bad(f"entries[{rel!r}]: bad size or mode")
         if e["kind"] == "symlink":
             typed(e.get("target"), str, f"entries[{rel!r}].target")
+    for rel, mode in typed(m.get("dirs") or {}, dict, "dirs").items():
+        rel_path(rel, "dirs")
+        if not 0 <= typed(mode, int, f"dirs[{rel!r}]") <= 0o7777:
+            raise Bad(f"dirs[{rel!r}]: {mode!r} is not a mode")
     for rel, sha in typed(m.get("writes") or {}, dict, "writes").items():
         rel_path(rel, "writes", project_file=True)
         ident(sha, SHA256, f"writes[{rel!r}]")

@@ -39,7 +39,7 @@ from .fsutil import (
 )
 from .layout import PRAXIS_DIR, Install, SymlinkInPath, is_protected
 from .merge import merge3
-from .plan import Action, FileAction, Plan, Resolution, attention_items
+from .plan import OFFERED_AREAS, Action, FileAction, Plan, Resolution, attention_items
 from .runstate import Run
 from .server_process import stop_for_upgrade
 from .source import Source
@@ -128,7 +128,7 @@ def merged_content(a: FileAction, install: Install, source: Source) -> bytes:
 def apply_action(install: Install, source: Source, a: FileAction, res: ContentResult) -> None:
     """Carry out one planned action, idempotently: each branch first checks what is on disk, so a rerun
     after a crash does the rest and nothing twice."""
-    path = install.path(a.target)
+    path = install.path(a.path)
     cur = file_sha_or_none(path)
     if a.area == "gitignore":
         try:
@@ -149,14 +149,17 @@ def apply_action(install: Install, source: Source, a: FileAction, res: ContentRe
     if a.action in (Action.ADD, Action.UPDATE):
         if cur == a.new_sha:
             res.already_done += 1
-            (res.added if a.action == Action.ADD else res.updated).append(a.target)
+            (res.added if a.action == Action.ADD else res.updated).append(a.path)
             return
         if cur != a.old_sha:
+            if a.area in OFFERED_AREAS:  # an offer is written once, never over yours
+                res.kept.append(a.path)
+                return
             # changed since the plan was made: keep it, write the new version beside it
             _keep_beside(install, source, a, res, "changed while the upgrade ran")
             return
-        _install_file(install, source, a.target, a.target, a.mode)
-        (res.added if a.action == Action.ADD else res.updated).append(a.target)
+        _install_file(install, source, a.target, a.path, a.mode)
+        (res.added if a.action == Action.ADD else res.updated).append(a.path)
     elif a.action == Action.REMOVE:
         if cur is None:
             res.already_done += 1

@@ -40,6 +40,7 @@ from .errors import (
     UsageError,
 )
 from .fsutil import sweep_temp_files
+from .index import IndexPlan
 from .options import Options
 from .plan import Plan, render_plan
 from .preflight import check_target, dry_run, run_preflight
@@ -424,6 +425,10 @@ def finish(run: Run) -> None:
             "reload it in your IDE (Cursor: Settings > MCP > toggle praxis-os) to use the new code")
     if arts3.get("restart_note"):
         say(f"  {arts3['restart_note']}")
+    plan = run.need()[2]
+    if plan.index_table:
+        say("  search index: " + IndexPlan(plan.index_action, plan.index_reasons,
+                                           plan.index_table).summary())
     for n in [*run.need()[2].notes, *run.notes]:
         say(f"  note: {n}")
     if paths:

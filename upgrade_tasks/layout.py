@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -45,8 +46,11 @@ OFFERED: tuple[Offered, ...] = (
 )
 #: The project's ``.gitignore``, addressed relative to ``.praxis-os``.
 GITIGNORE = "../.gitignore"
-#: The only paths outside .praxis-os the upgrader ever writes.
+#: The only paths outside .praxis-os the upgrader ever writes (an offer beside an earlier one
+#: that is still there gets the source commit's short id as a last suffix).
 PROJECT_FILES = (GITIGNORE, *(o.side for o in OFFERED if o.side.startswith("../")))
+PROJECT_FILE_RE = re.compile("|".join(re.escape(p) + r"(\.[0-9a-f]{7,40})?" if p != GITIGNORE
+                                      else re.escape(p) for p in PROJECT_FILES))
 
 #: Path parts never copied from the source server tree (editor junk, caches).
 SERVER_EXCLUDE_PARTS = frozenset({".cursor", ".agent-os", ".praxis-os", "__pycache__"})

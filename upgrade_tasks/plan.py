@@ -59,6 +59,7 @@ from .source import BlobReader, Source
 from .trust import COMMIT, SHA256, Bad, ident, opt, rel_path, typed
 from .venv import normalise_requirements
 
+OFFERED_AREAS = tuple(o.area for o in OFFERED)
 NEW_SUFFIX = ".praxis-new"
 MERGE_SUFFIX = ".praxis-merge"
 REBUILD_FLAG = "standards/.rebuild_index"
@@ -136,6 +137,15 @@ class FileAction:
     side_tag: str = ""
 
     @property
+    def path(self) -> str:
+        """Where an add/update writes: the target, or, for a file offered beside yours
+        (config.json, .cursorrules) when an earlier offer is still there, a tagged name
+        beside that one (the earlier offer is yours once written)."""
+        if self.side_tag and self.area in OFFERED_AREAS:
+            return f"{self.target}.{self.side_tag}"
+        return self.target
+
+    @property
     def new_side(self) -> str:
         return self.target + NEW_SUFFIX + (f".{self.side_tag}" if self.side_tag else "")
 
@@ -158,8 +168,9 @@ class FileAction:
         ``NAME.praxis-new`` instead, so that path is included too.
         """
         if self.action in (Action.ADD, Action.UPDATE):
-            beside = self.area not in ("gitignore", "flag")
-            return [self.target] + ([self.new_side] if beside else [])
+            # a system file met changed under our feet gets upstream's version beside it
+            beside = self.area not in ("gitignore", "flag", *OFFERED_AREAS)
+            return [self.path] + ([self.new_side] if beside else [])
         if self.action in (Action.REMOVE, Action.FLAG):
             return [self.target]
         if self.action == Action.CONFLICT:
@@ -169,7 +180,7 @@ class FileAction:
     def expected_after(self) -> dict[str, str | None]:
         """Path -> sha256 (``None`` = absent) once the action has run."""
         if self.action in (Action.ADD, Action.UPDATE, Action.FLAG):
-            return {self.target: self.new_sha}
+            return {self.path: self.new_sha}
         if self.action == Action.REMOVE:
             return {self.target: None}
         if self.action == Action.CONFLICT:
@@ -425,7 +436,7 @@ def plan_upgrade(
     # -- files written for the user by an earlier upgrade are theirs: never overwritten
     for a in actions:
         if a.action in (Action.ADD, Action.UPDATE, Action.CONFLICT) and a.area not in (
-                "gitignore", "flag"):
+                "gitignore", "flag", *OFFERED_AREAS):
             sides = {a.new_side: a.new_sha, a.merge_side: a.merged_sha}
             if any(file_sha_or_none(install.path(p)) not in (None, sha) for p, sha in sides.items()):
                 a.side_tag = source.commit[:10]
@@ -454,9 +465,14 @@ def plan_upgrade(
             notes.append(f"{o.mine.removeprefix('../')}: none here; upstream's is "
                          f"{sf.src} in the source (not installed: it is yours to have)")
         elif mine != sf.sha256 and offered != sf.sha256 and side != sf.sha256:
-            actions.append(FileAction(o.side, Action.ADD if side is None else Action.UPDATE,
-                                      o.area, side, sf.sha256, offered, mode=0o644,
-                                      note=f"upstream changed its {o.mine.removeprefix('../')}"))
+            a = FileAction(o.side, Action.ADD, o.area, None, sf.sha256, offered, mode=0o644,
+                           note=f"upstream changed its {o.mine.removeprefix('../')}")
+            if side is not None:  # an earlier offer is still there: it is yours now
+                a.side_tag = source.commit[:10]
+                a.old_sha = file_sha_or_none(install.path(a.path))
+                if a.old_sha == sf.sha256:
+                    continue
+            actions.append(a)
 
     # -- the project's .gitignore: a managed block, line by line, idempotent
     gi_path = install.path(GITIGNORE)

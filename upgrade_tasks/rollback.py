@@ -151,6 +151,14 @@ def restore_tree(install: Install, b: Backup, tree: str, allowed: dict[str, str]
     res.trees.append(tree)
 
 
+def restore_dir_modes(install: Install, b: Backup) -> None:
+    """Directories recreated or rebuilt by the restore get their recorded modes back."""
+    for rel, mode in sorted(b.manifest.get("dirs", {}).items()):
+        st = lstat_or_none(install.path(rel))
+        if st is not None and stat.S_ISDIR(st.st_mode) and stat.S_IMODE(st.st_mode) != mode:
+            os.chmod(install.path(rel), mode)
+
+
 def restore_venv(install: Install, b: Backup, res: RestoreResult) -> None:
     """Put ``venv`` back as it was: one rename (a link switch, or the migrated dir moved back)."""
     v = b.venv
@@ -240,6 +248,7 @@ def restore_backup(install: Install, b: Backup, allowed: dict[str, str]) -> Rest
             res.removed.append(rel)
         faults.point("rollback:file")
     restore_venv(install, b, res)
+    restore_dir_modes(install, b)
     if index.restore(install, b.id):
         res.trees.append("search index")
     skip = set(res.left_alone)

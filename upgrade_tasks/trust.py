@@ -19,7 +19,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from .errors import StateError
-from .layout import PROJECT_FILES
+from .layout import PROJECT_FILE_RE
 
 SESSION_ID = re.compile(r"upgrade-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 #: ``YYYYmmdd-HHMMSS-<6 hex>`` (local time, before 0.2) or ``...Z-<6 hex>`` (UTC).
@@ -37,8 +37,8 @@ def rel_path(value: Any, field: str, *, under: str = "", project_file: bool = Fa
     """A path relative to ``.praxis-os``: a string, relative, no ``..``, no empty or ``.``
     parts, no NUL; under ``under`` when given. ``project_file`` also allows the few project
     files the upgrader manages (``../.gitignore``, ``../.cursorrules.praxis-new``)."""
-    if project_file and value in PROJECT_FILES:
-        return str(value)
+    if project_file and isinstance(value, str) and PROJECT_FILE_RE.fullmatch(value):
+        return value
     if not isinstance(value, str) or not value or "\0" in value or "\\" in value:
         raise Bad(f"{field}: {value!r} is not a relative path")
     p = PurePosixPath(value)

@@ -1,0 +1,1 @@
+"""Test and benchmark path against the real upstream prAxIs OS (see harness.py, FINDINGS.md)."""
