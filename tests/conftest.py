@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -17,6 +18,36 @@ from upgrade_tasks.sample import make_project, tree_digest
 from upgrade_tasks.sample_source import SampleSource, make_source_repo
 
 REPO = Path(__file__).resolve().parents[1]
+
+#: What the tests need from the system (the README's set-up names them): program -> package.
+SYSTEM = {
+    "git": "git",
+    "/usr/sbin/sshd": "openssh-server",
+    "ssh-keygen": "openssh-client",
+    "sudo": "sudo",
+    "useradd": "passwd",
+    "losetup": "mount",
+    "mkfs.ext4": "e2fsprogs",
+    "e2fsck": "e2fsprogs",
+    "crontab": "cron",
+}
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Fail at once, in one line, when the machine lacks a system component the tests use
+    (rather than one traceback per test); root is needed too (mounts, users, loop devices)."""
+    missing = sorted({pkg for prog, pkg in SYSTEM.items()
+                      if not (os.access(prog, os.X_OK) if prog.startswith("/")
+                              else shutil.which(prog))})
+    problems = []
+    if missing:
+        problems.append("missing system packages: " + " ".join(missing) + " (Debian/Ubuntu: "
+                        "sudo apt-get install -y " + " ".join(missing) + ")")
+    if os.geteuid() != 0:
+        problems.append("the tests run as root (they mount file systems and create users): "
+                        "run them with sudo, or in a container or CI job as root")
+    if problems:
+        pytest.exit("; ".join(problems), returncode=4)
 
 #: Files whose content carries a timestamp; compared separately.
 TIMESTAMPED = (".installed-manifest.json", "VERSION.json")

@@ -46,7 +46,7 @@ def test_an_agent_os_install_is_moved_and_upgraded_and_the_ide_lines_reported(
     r = upgrade(source, project)
     assert r.code == 0, r.text
     assert not (project / OLD).exists() and (project / NEW / "mcp_server").is_dir()
-    assert "sed -i 's#.agent-os/#.praxis-os/#g' .cursor/mcp.json" in r.out
+    assert "perl -pi -e 's#.agent-os/#.praxis-os/#g' .cursor/mcp.json" in r.out
     assert json.loads((project / NEW / "VERSION.json").read_text())["installed_commit"] == \
         source.v2
     back = invoke("rollback", "--project", str(project))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import site
 import subprocess
 import sys
 from pathlib import Path
@@ -110,9 +111,15 @@ def _sdk_source(base: Path, sample: Path) -> tuple[Path, str, str]:
 def _sdk_project(base: Path, repo: Path, commit: str) -> Path:
     proj = base / "proj"
     install_at(proj, repo, commit, venv=False)
-    # the venv sees the SDK installed for the tests (no network needed here)
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip",
-                    str(proj / P / "venv")], check=True)
+    # the venv sees the SDK installed for the tests (no network needed here): a .pth adds the
+    # running interpreter's site-packages. (``--system-site-packages`` would add the *base*
+    # interpreter's, which lacks the SDK when the tests run in a virtualenv.)
+    venv = proj / P / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    (own,) = venv.glob("lib/python*/site-packages")
+    dirs = [d for d in site.getsitepackages() if Path(d).is_dir()]
+    (own / "_tests_sdk.pth").write_text("".join(f"import site; site.addsitedir({d!r})\n"
+                                                for d in dirs))
     return proj
 
 

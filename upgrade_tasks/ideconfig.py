@@ -59,6 +59,7 @@ def legacy_references(project: Path, old: str, new: str) -> list[str]:
         if lines:
             shown = ", ".join(map(str, lines[:8])) + (" ..." if len(lines) > 8 else "")
             out.append(f"{rel} (line {shown}) names {old}/: the install is now in {new}/; "
-                       f"change {old} to {new} there (e.g. `sed -i 's#{old}/#{new}/#g' {rel}`), "
-                       "then reload the MCP server in your IDE")
+                       f"change {old} to {new} there (e.g. `perl -pi -e 's#{old}/#{new}/#g' "
+                       f"{rel}`, which works on Linux and macOS alike), then reload the MCP "
+                       "server in your IDE")
     return out
