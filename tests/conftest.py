@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -13,32 +12,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import system_packages
 
 from upgrade_tasks.sample import make_project, tree_digest
 from upgrade_tasks.sample_source import SampleSource, make_source_repo
 
 REPO = Path(__file__).resolve().parents[1]
 
-#: What the tests need from the system (the README's set-up names them): program -> package.
-SYSTEM = {
-    "git": "git",
-    "/usr/sbin/sshd": "openssh-server",
-    "ssh-keygen": "openssh-client",
-    "sudo": "sudo",
-    "useradd": "passwd",
-    "losetup": "mount",
-    "mkfs.ext4": "e2fsprogs",
-    "e2fsck": "e2fsprogs",
-    "crontab": "cron",
-}
-
-
 def pytest_sessionstart(session: pytest.Session) -> None:
     """Fail at once, in one line, when the machine lacks a system component the tests use
     (rather than one traceback per test); root is needed too (mounts, users, loop devices)."""
-    missing = sorted({pkg for prog, pkg in SYSTEM.items()
-                      if not (os.access(prog, os.X_OK) if prog.startswith("/")
-                              else shutil.which(prog))})
+    missing = system_packages.missing()
     problems = []
     if missing:
         problems.append("missing system packages: " + " ".join(missing) + " (Debian/Ubuntu: "

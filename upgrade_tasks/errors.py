@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import traceback
 
-from .redact import redact
+from .wording import for_user
 
 EXIT_OK = 0
 EXIT_USAGE = 2
@@ -154,4 +154,4 @@ def exit_status(exc: BaseException, debug: bool = False) -> tuple[str, int]:
         code = EXIT_INTERNAL
     if debug and not isinstance(exc, KeyboardInterrupt):
         text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)) + text
-    return redact(text), code
+    return for_user(text), code

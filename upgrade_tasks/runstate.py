@@ -20,12 +20,14 @@ from .options import Options
 from .plan import Plan
 from .redact import redact
 from .source import Source
+from .wording import for_user
 
 
 def say(msg: str) -> None:
     """The default printer: a line on stdout, flushed (hosts stream it to the controller);
-    credentials in URLs are masked (:mod:`upgrade_tasks.redact`)."""
-    print(redact(msg), flush=True)
+    credentials in URLs are masked and commands named as the user typed them
+    (:mod:`upgrade_tasks.wording`)."""
+    print(for_user(msg), flush=True)
 
 
 @dataclass
