@@ -20,6 +20,7 @@ SYSTEM = {
     "mkfs.ext4": "e2fsprogs",
     "e2fsck": "e2fsprogs",
     "crontab": "cron",
+    "systemd-analyze": "systemd",
     "rclone": "rclone",
 }
 
