@@ -49,8 +49,10 @@ def bench(session: nox.Session) -> None:
 
 @nox.session
 def crash(session: nox.Session) -> None:
-    """Kill an upgrade, a failing upgrade and a rollback at every durable step, then cut the
-    power at every durable step of an upgrade; resume and roll back each; fails on a mixed state."""
+    """Crash harness: kill runs and cut the power at every durable step; fails on a mixed state.
+
+    An upgrade, a failing upgrade and a rollback are SIGKILLed at each durable step, then the
+    power is cut at each durable step of an upgrade; each is resumed and rolled back."""
     session.install("-e", ".[dev]")
     session.run("python", "tests/crash_harness.py", *session.posargs)
     session.run("python", "tests/power_cut.py")

@@ -14,7 +14,7 @@ from upgrade_tasks.zipapp import build_zipapp, host_modules
 PKG = Path(__file__).resolve().parents[1] / "upgrade_tasks"
 
 #: Each module's layer; a module may import its own layer or lower ones only.
-EDGE = {"cli", "tasks", "program", "remote_main", "demo", "fleet", "zipapp", "snapshot_pack",
+EDGE = {"cli", "tasks", "program", "remote_main", "demo", "fleet", "zipapp", "snapshot_pack", "ui", "jsondoc",
         "__main__"}
 DRIVER = {"driver", "recovery", "status"}
 PHASES = {"preflight", "backup", "content", "server", "validate", "cleanup"}

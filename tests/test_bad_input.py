@@ -143,7 +143,7 @@ def test_rollback_failure_is_exit_7_and_names_the_backup(project: Path,
     assert r.code == 7, r.text
     assert "error[rollback-failed]" in r.err and ".backups/" in r.err
     st = invoke("status", "--project", str(project))
-    assert "rollback_failed" in st.out
+    assert "its rollback failed too" in st.out
     # a new upgrade is refused until the rollback is finished
     r2 = upgrade(source, project)
     assert r2.code == 7 and "invoke rollback" in r2.err

@@ -288,3 +288,33 @@ def test_live_table_on_a_terminal(tmp_path: Path, source: SampleSource,
     assert "\x1b[" in screen  # redrawn in place
     assert "state" in screen and "last line" in screen  # the live table's header
     assert "[5/5] cleanup ok" in screen and f"[{items[0]}]" not in screen  # no prefixed lines
+
+
+# -- an Ansible inventory with --limit (issue 14.8) ------------------------------------------------
+def test_fleet_from_an_ansible_inventory_with_limit(tmp_path: Path, source: SampleSource,
+                                                    ssh_fleet: Callable[..., SshFleet]) -> None:  # noqa: F811
+    fleet = ssh_fleet(n=3)
+    projs = [make_project(tmp_path / h.name / "proj", source.path, source.v1) for h in fleet.hosts]
+    lines = ["[web]"]
+    for h, p in zip(fleet.hosts[:2], projs[:2]):
+        lines.append(f"{h.name} ansible_host={h.address} ansible_port={h.port} "
+                     f"ansible_user={h.user} praxis_project={p}")
+    h2 = fleet.hosts[2]
+    lines += ["", "[db]", f"{h2.name} ansible_host={h2.address} ansible_port={h2.port}",
+              "", "[db:vars]", f"ansible_user={h2.user}", f"praxis_project={projs[2]}"]
+    inv = tmp_path / "inventory.ini"
+    inv.write_text("\n".join(lines) + "\n")
+    r = run(fleet_cmd(fleet, tmp_path, "upgrade", "--source", str(source.path), "--hosts",
+                      f"@{inv}", "--limit", "web"))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "2/2 host(s) ok" in r.stdout
+    ver = [installed(f"x={p}") for p in projs]
+    assert ver == [source.v2, source.v2, None]
+    # the other group, by a pattern that excludes the first
+    r = run(fleet_cmd(fleet, tmp_path, "status", "--hosts", f"@{inv}", "--limit", "all:!web"))
+    assert r.returncode == 0 and r.stdout.count("last session:") == 0, r.stdout + r.stderr
+    # --limit without an inventory, or naming nothing, is refused before any connection
+    r = run(fleet_cmd(fleet, tmp_path, "status", "--hosts", fleet.hosts[0].spec, "--limit", "web"))
+    assert r.returncode == 2 and "--limit web needs an inventory" in r.stderr, r.stdout + r.stderr
+    r = run(fleet_cmd(fleet, tmp_path, "status", "--hosts", f"@{inv}", "--limit", "dbx"))
+    assert r.returncode == 2 and "dbx" in r.stderr, r.stdout + r.stderr

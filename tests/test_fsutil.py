@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import wait_for
 
 from upgrade_tasks import fsutil
 
@@ -59,3 +60,16 @@ def test_batched_dir_syncs_defers_to_the_end_and_survives_vanished_dirs(
     synced.clear()
     fsutil.atomic_write_bytes(tmp_path / "a" / "g", b"y")
     assert synced == [tmp_path / "a"]  # outside a block: at once
+
+
+def test_discard_tree_takes_it_out_at_once_and_deletes_it_in_the_background(tmp_path: Path) -> None:
+    env = tmp_path / ".venvs" / "env-old"
+    for i in range(300):
+        (env / f"lib{i % 7}").mkdir(parents=True, exist_ok=True)
+        (env / f"lib{i % 7}" / f"m{i}.py").write_text("x = 1\n")
+    trash = tmp_path / ".upgrade-state" / "trash"
+    (trash / "left-by-a-killed-deleter").mkdir(parents=True)
+    fsutil.discard_tree(env, trash)
+    assert not env.exists()  # gone from its place before the call returns
+    wait_for(lambda: not any(trash.iterdir()), timeout=60)  # both deleted, the old one too
+    fsutil.discard_tree(tmp_path / "absent", trash)  # nothing there: nothing to do

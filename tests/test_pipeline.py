@@ -8,6 +8,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -129,15 +130,17 @@ def test_dry_run_writes_nothing(project: Path, source: SampleSource) -> None:
     r = upgrade(source, project, "--dry-run")
     assert r.code == 0, r.text
     assert "Dry run (nothing written)" in r.out
-    assert EDITED_CONFLICT in r.out and "merge conflicts" in r.out and "merges cleanly" in r.out
+    assert EDITED_CONFLICT in r.out and "the merge has conflicts" in r.out
+    assert "the two merge cleanly" in r.out
     assert "mcp_server/" in r.out and "replaced exactly" in r.out
     assert tree_digest(project, exclude=(), mtimes=True) == before
 
 
 def test_dry_run_plan_is_what_the_real_run_does(project: Path, source: SampleSource) -> None:
-    dry = upgrade(source, project, "--dry-run")
-    plan_lines = {ln.strip().replace("* ", "+ ", 1) for ln in dry.out.splitlines()
-                  if ln.strip().startswith(("+ ", "~ ", "- ", "* "))}
+    dry = upgrade(source, project, "--dry-run", "--json")
+    sign = {"add": "+", "flag": "+", "update": "~", "remove": "-"}
+    plan_lines = {f"{sign[f['action']]} {f['target']}"
+                  for f in json.loads(dry.out)["result"]["plan"]["files"] if f["action"] in sign}
     assert upgrade(source, project).code == 0
     (s,) = sessions(project)
     arts = s["phase_artifacts"]["2"]
@@ -426,17 +429,22 @@ def test_ask_on_a_terminal_records_each_decision(project: Path, source: SampleSo
         stdin=slave, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
     os.close(slave)
     # conflicts come sorted: the git-safety rules (keep mine), the test pyramid (merge); proceed
+    # the answers come 3 s late: time at the prompts is the user's, not pre-flight's
+    time.sleep(3)
     os.write(master, b"k\nm\ny\n")
     out, err = proc.communicate(timeout=60)
     os.close(master)
     assert proc.returncode == 0, out + err
-    assert "conflict: " + EDITED_CONFLICT in out and "[k]eep mine" in out
+    assert "conflict 1 of 2: " + EDITED_CONFLICT in out and "[k]eep mine" in out
+    # the whole plan first, then the questions about it
+    assert out.index("Plan: ") < out.index("conflict 1 of 2")
     root = project / P
     assert not (root / (EDITED_CONFLICT + ".praxis-new")).exists()  # kept mine, nothing beside
     assert "(we use pytest)" in (root / EDITED_MERGE).read_text()
     (s,) = sessions(project)
     rep = json.loads((root / ".upgrade-reports" / f"{s['session_id']}.json").read_text())
     assert [d["decision"] for d in rep["decisions"]] == ["keep mine", "merge"]
+    assert rep["phases"][0]["duration_s"] < 2.5, rep["phases"][0]
 
 
 def test_rollback_restores_directory_modes(project: Path, source: SampleSource) -> None:

@@ -25,7 +25,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from . import faults, index
+from . import faults, fsutil, index
 from .checkpoint import FINISHED, Session, list_sessions, now_iso
 from .errors import BackupError
 from .fsutil import (
@@ -154,7 +154,7 @@ def _entry_for(live: Path, dst: Path) -> dict[str, Any]:
     with open(live, "rb") as inp, open(dst, "wb") as out:
         sha = copy_hashing(inp, out)  # verify_backup reads the copies back afterwards
         out.flush()
-        os.fsync(out.fileno())
+        fsutil.fsync(out.fileno())
     os.chmod(dst, stat.S_IMODE(st.st_mode))
     return {
         "kind": "file",

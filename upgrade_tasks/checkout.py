@@ -82,17 +82,55 @@ def clone(url: str) -> Path:
     return tmp / "src"
 
 
-def open_checkout(spec: str, commit: str | None = None) -> Checkout:
+def resolve_ref(root: Path, ref: str, spec: str) -> str:
+    """The commit ``ref`` (a branch, a tag, a commit, or a branch of the clone's origin) names
+    in the repository at ``root``."""
+    if ref.startswith("-") or any(c.isspace() or not c.isprintable() for c in ref):
+        raise UsageError(f"--ref {ref!r} is not a branch, tag or commit name",
+                         "it starts with '-' or holds spaces or control characters",
+                         "pass a branch, a tag or a commit id")
+    for name in (ref, f"origin/{ref}"):
+        proc = subprocess.run(["git", "-C", str(root), "rev-parse", "--verify", "-q",
+                               f"{name}^{{commit}}"], capture_output=True, text=True, check=False)
+        if proc.returncode == 0:
+            return proc.stdout.strip()
+    raise UsageError(f"--ref {ref} is not a branch, tag or commit of {redact(spec)}",
+                     "git cannot resolve it there",
+                     f"list what there is with `git -C {root} branch -a` and `git tag`, or pass "
+                     "a commit id")
+
+
+def at_commit(root: Path, commit: str) -> Path:
+    """A temporary clone of the repository at ``root`` with ``commit`` checked out: the user's
+    own checkout is never switched (``--shared``: the objects are borrowed, not copied)."""
+    tmp = Path(tempfile.mkdtemp(prefix="praxis-upgrade-ref-"))
+    atexit.register(shutil.rmtree, tmp, True)
+    for cmd in (["git", "clone", "--quiet", "--shared", "--no-checkout", str(root), str(tmp / "src")],
+                ["git", "-C", str(tmp / "src"), "checkout", "--quiet", "--detach", commit]):
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            raise PreflightError(f"cannot check out {commit[:10]} of {root} in a temporary copy",
+                                 proc.stderr.strip()[-300:], "check the source repository "
+                                 "(git fsck) and the free space in the temporary directory")
+    return tmp / "src"
+
+
+def open_checkout(spec: str, commit: str | None = None, ref: str = "") -> Checkout:
     """Validate a checkout (or clone a URL) and list the files it installs. Reads only.
 
-    For a git URL, ``commit`` (a resumed session's) is checked out in the temporary clone,
-    so a remote that moved on does not stop the resume.
+    With ``ref`` (``--ref``), or a resumed session's ``commit`` of a URL or a ``--ref`` run,
+    that commit is what is read: in the temporary clone of a URL, or in a temporary clone of
+    the user's checkout (which is left as it is).
     """
     url = is_git_url(spec)
     root = clone(spec) if url else Path(spec).expanduser().absolute()
-    if commit and url:
-        subprocess.run(["git", "-C", str(root), "checkout", "-q", "--detach", commit],
-                       capture_output=True, check=False)
+    if (ref or (commit and url)) and root.is_dir() and (root / ".git").exists():
+        want = commit or resolve_ref(root, ref, spec)
+        if url:
+            subprocess.run(["git", "-C", str(root), "checkout", "-q", "--detach", want],
+                           capture_output=True, check=False)
+        else:
+            root = at_commit(root, want)
     if not root.is_dir():
         raise UsageError(
             f"source {spec} does not exist or is not a directory",
@@ -137,8 +175,8 @@ def open_checkout(spec: str, commit: str | None = None) -> Checkout:
         raise UsageError(
             f"source {root} has no commits", "git rev-parse HEAD failed", "commit the source first"
         ) from exc
-    branch = git(root, "rev-parse", "--abbrev-ref", "HEAD").strip()
-    src = Checkout(root=root, commit=head, branch=branch, spec=spec)
+    branch = ref or git(root, "rev-parse", "--abbrev-ref", "HEAD").strip()
+    src = Checkout(root=root, commit=head, branch=branch, spec=spec, ref=ref)
     _list_files(src)
     return src
 

@@ -18,7 +18,8 @@ def step(run: Run) -> str:
     s, src, plan = run.need()
     inst = run.install
     prev = plan.installed_commit
-    where = redact(src.spec) if is_git_url(src.spec) else str(src.root)
+    where = (redact(src.spec) if is_git_url(src.spec) or src.ref else str(src.root)) + (
+        f" @ {src.ref}" if src.ref else "")
     report.write_version_record(inst, src.commit, prev, where, s.id)
     c = s.artifacts(2)
     line = (f"{now_iso()} | upgraded {(prev or 'unknown')[:10]} -> {src.short} | "

@@ -24,10 +24,11 @@ from invoke.exceptions import Exit
 from invoke.executor import Executor
 from invoke.tasks import Call, Task
 
-from . import options
+from . import jsondoc, options
 from .driver import close
 from .errors import UsageError, exit_status
 from .runstate import Run
+from .ui import output_for
 
 EXECUTOR = "upgrade_tasks.cli.PhaseExecutor"
 
@@ -64,21 +65,33 @@ class PhaseExecutor(Executor):
         calls = self.normalize(tasks)
         given = _given(calls)
         debug = bool(given.get("debug"))
+        command = " ".join(c.called_as or c.task.name for c in calls)
+        failure: BaseException | None = None
+        code = 0
         try:
             self.config.load_collection(self.collection.configuration())
             self.config.load_shell_env()
             section = self.config.get("upgrade") or {}
-            self.run = Run.of(options.resolve(given, section))
+            opts = options.resolve(given, section)
+            self.run = Run.of(opts, out=output_for(opts))
             result: dict[Task[Any], Any] = super().execute(*tasks)
             return result
-        except (Exit, SystemExit):
+        except Exit as exc:
+            failure, code = exc, exc.code
+            raise
+        except SystemExit:
             raise
         except BaseException as exc:  # noqa: B036 - every ending becomes an exit code here
             text, code = exit_status(exc, debug)
+            failure = exc
             raise Exit(text, code) from None
         finally:
             if self.run is not None:
                 close(self.run)
+                self.run.ui.close()
+            if given.get("json") or (self.run is not None and self.run.opts.json):
+                print(jsondoc.dumps(jsondoc.document(command, self.run, failure, code)),
+                      flush=True)
 
     def expand_calls(self, calls: list[Call]) -> list[Call]:
         assert self.run is not None

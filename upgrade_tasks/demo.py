@@ -11,8 +11,9 @@ from . import options
 from .driver import run_upgrade
 from .errors import EXIT_INTERNAL, UpgradeError
 from .layout import PRAXIS_DIR
+from .output import Output
 from .recovery import manual_rollback
-from .runstate import say
+from .runstate import say as say_line
 from .sample import make_project, tree_digest
 from .sample_source import make_source_repo
 from .status import status_text
@@ -25,7 +26,10 @@ class DemoFailed(UpgradeError):
     ref = "demo-failed"
 
 
-def run_demo(keep: bool = False) -> None:
+def run_demo(keep: bool = False, out: Output | None = None) -> dict[str, object]:
+    """The demo; its result (for ``--json``). ``out``: how to show it (plain lines by default)."""
+    out = out or Output(say_line)
+    say = out.line
     base = Path(tempfile.mkdtemp(prefix="praxis-upgrade-demo-"))
     try:
         say(f"demo directory: {base}")
@@ -37,10 +41,10 @@ def run_demo(keep: bool = False) -> None:
         opts = options.resolve({"source": str(src.path), "project": str(project), "yes": True})
 
         say("\n== dry run: invoke upgrade --dry-run ==")
-        run_upgrade(opts.replace(dry_run=True))
+        run_upgrade(opts.replace(dry_run=True), out=out)
 
         say("\n== upgrade: invoke upgrade --source ... --project ... ==")
-        run_upgrade(opts)
+        run_upgrade(opts, out=out)
         reports = sorted((project / PRAXIS_DIR / ".upgrade-reports").glob("*.md"))
         if reports:
             say("\n== the report ==")
@@ -57,6 +61,8 @@ def run_demo(keep: bool = False) -> None:
             diff = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
             raise DemoFailed("the demo's rollback did not restore the install byte for byte",
                              "differences: " + ", ".join(diff[:20]), "report this as a bug")
+        return {"outcome": "completed", "identical_after_rollback": same,
+                "directory": str(base) if keep else None}
     finally:
         if keep:
             say(f"kept: {base}")

@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from . import backup, cleanup, content, faults, fsutil, report, server, signals, validate
+from . import backup, cleanup, content, faults, fsutil, planview, report, server, signals, validate
 from . import venv as venv_mod
 from .checkpoint import LAST, PHASES, Session, Status, now_iso, unfinished_session
 from .errors import (
@@ -42,7 +42,8 @@ from .errors import (
 from .fsutil import sweep_temp_files
 from .index import IndexPlan
 from .options import Options
-from .plan import Plan, render_plan
+from .output import Output
+from .plan import Plan
 from .preflight import check_target, dry_run, run_preflight
 from .recovery import finish_interrupted, rollback_session
 from .redact import is_redacted, redact
@@ -101,19 +102,42 @@ def begin(run: Run) -> None:
         resume(run, unfinished)
         return
     t0 = time.monotonic()
+    waited = 0.0  # time at the prompts: the user's, not pre-flight's
+
+    def ask(question: str) -> str:
+        nonlocal waited
+        t = time.monotonic()
+        try:
+            return run.ui.ask(question)
+        finally:
+            waited += time.monotonic() - t
+
+    shown = False
+
+    def show(plan: Plan) -> None:
+        nonlocal shown
+        run.ui.plan(planview.view(plan, inst))
+        shown = True
+
     label = TABLE[0].label
-    run.say(f"{label} ...")
+    run.ui.phase_started(label)
     o = run.opts
     tty = not o.yes and sys.stdin is not None and sys.stdin.isatty()
-    pre = run_preflight(inst, o, interactive=tty)
+    pre = run_preflight(inst, o, interactive=tty, ask=ask, say=run.say, before_questions=show)
+    pv = planview.view(pre.plan, inst)
+    run.result["plan"] = pv.to_json()
     if pre.plan.is_noop:
         run.noop = True
-        run.say(f"{label} ok ({time.monotonic() - t0:.2f}s): already up to date at "
-                f"{pre.source.short}; nothing to do")
+        run.result["outcome"] = "up-to-date"
+        run.ui.phase_ended(label, time.monotonic() - t0, f"already up to date at "
+                           f"{pre.source.short}; nothing to do")
         return
     if tty:
-        run.say(render_plan(pre.plan, inst))
-        answer = input("Proceed with the upgrade? [y/N] ").strip().lower()
+        if not shown:
+            run.ui.plan(pv)
+        for d in pre.plan.decisions:
+            run.say(f"  your decision: {d['path']}: {d['decision']}")
+        answer = ask("Proceed with the upgrade? [y/N] ").strip().lower()
         if answer not in ("y", "yes"):
             raise Interrupted("upgrade cancelled; nothing was changed", "", "")
     s = Session.new(inst.state_dir, o.session_record())
@@ -129,8 +153,9 @@ def begin(run: Run) -> None:
     s.artifacts(0).update(pre.artifacts())
     s.set_plan(pre.plan.to_json())
     run.session, run.source, run.plan = s, pre.source, pre.plan
-    s.mark_done(0, time.monotonic() - t0, pre.summary())
-    run.say(f"{label} ok ({time.monotonic() - t0:.2f}s): {pre.summary()}")
+    dt = time.monotonic() - t0 - waited
+    s.mark_done(0, dt, pre.summary())
+    run.ui.phase_ended(label, dt, pre.summary())
 
 
 def resume(run: Run, s: Session) -> None:
@@ -182,7 +207,8 @@ def resume(run: Run, s: Session) -> None:
             "another process completed or rolled it back",
             "run `invoke status` and start again if needed",
         )
-    src = open_source(str(spec), commit=str(arts0.get("source_commit") or "") or None)
+    src = open_source(str(spec), commit=str(arts0.get("source_commit") or "") or None,
+                      ref=str(arts0.get("source_ref") or ""))
     if src.commit != arts0.get("source_commit"):
         raise PreflightError(
             f"the source moved since session {s.id} started",
@@ -287,7 +313,7 @@ def run_phase(run: Run, n: int) -> None:
         return
     phase = TABLE[n]
     t0 = time.monotonic()
-    run.say(f"{phase.label} ...")
+    run.ui.phase_started(phase.label)
     try:
         s.begin_phase(n)
         if phase.on_failure == "rollback" and not s.has_step(CHANGING):
@@ -295,7 +321,7 @@ def run_phase(run: Run, n: int) -> None:
         faults.point(f"phase-start:{phase.name}")
         summary = phase.step(run)
         s.mark_done(n, time.monotonic() - t0, summary)
-        run.say(f"{phase.label} ok ({time.monotonic() - t0:.2f}s): {summary}")
+        run.ui.phase_ended(phase.label, time.monotonic() - t0, summary)
     except BaseException as exc:  # noqa: B036 - Ctrl-C must roll back too
         on_failure(run, phase, exc, time.monotonic() - t0)
 
@@ -334,7 +360,7 @@ def on_failure(run: Run, phase: Phase, exc: BaseException, dt: float) -> None:
         s = run.session
         assert s is not None
         what = _describe(exc)
-        run.say(f"{phase.label} FAILED ({dt:.2f}s): {what}")
+        run.ui.phase_ended(phase.label, dt, what, ok=False)
         if phase.on_failure == "abort":
             _abort(run, s, exc, what)
         if phase.on_failure == "finish":
@@ -440,10 +466,11 @@ def close(run: Run) -> None:
     run.release()
 
 
-def run_upgrade(opts: Options, printer: Callable[[str], None] | None = None) -> Run:
+def run_upgrade(opts: Options, printer: Callable[[str], None] | None = None,
+                out: Output | None = None) -> Run:
     """The whole upgrade in this process: every phase in order, then :func:`finish` (what the
     ``upgrade`` task chain does; the host engine, the demo and the tests call it)."""
-    run = Run.of(opts) if printer is None else Run.of(opts, printer)
+    run = Run.of(opts, printer, out) if printer is not None else Run.of(opts, out=out)
     try:
         for phase in TABLE:
             run_phase(run, phase.number)

@@ -32,12 +32,12 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import options
+from . import inventory, options
 from .checkout import open_checkout
 from .checkpoint import now_iso
 from .errors import EXIT_SOME_FAILED, EXIT_STOPPED, UsageError
@@ -58,16 +58,24 @@ def split_host(item: str) -> tuple[str, str | None]:
     return host.strip(), (project.strip() if sep else None)
 
 
-def parse_hosts(spec: str) -> list[str]:
+def parse_hosts(spec: str, limit: str = "", sudo: bool = False) -> list[str]:
     """``h1,h2`` or ``@FILE`` (one host per line, ``#`` comments); duplicates removed.
 
-    An entry may end with ``=/abs/project`` to name that host's project directory.
+    An entry may end with ``=/abs/project`` to name that host's project directory. A FILE that
+    is an Ansible inventory (INI or YAML: groups, ``ansible_host``, ``ansible_user``,
+    ``ansible_port``, ``praxis_project``) is read as one (:mod:`upgrade_tasks.inventory`), and
+    ``limit`` (``--limit``) selects hosts and groups in it as Ansible's ``--limit`` does.
     """
     items: list[str] = []
+    inventories = 0
     for part in spec.split(","):
         part = part.strip()
         if part.startswith("@"):
             path = Path(part[1:]).expanduser()
+            if inventory.is_inventory(path):
+                inventories += 1
+                items += inventory.load(path, limit, sudo=sudo)
+                continue
             try:
                 lines = path.read_text().splitlines()
             except OSError as exc:
@@ -76,12 +84,18 @@ def parse_hosts(spec: str) -> list[str]:
             items += [ln.split("#", 1)[0].strip() for ln in lines]
         else:
             items.append(part)
+    if limit and not inventories:
+        raise UsageError(f"--limit {limit} needs an inventory",
+                         "--hosts names no Ansible inventory (an .ini/.yml file with groups)",
+                         "pass --hosts @inventory.ini (or .yml), or leave out --limit")
     out: list[str] = []
     for h in items:
         if h and h not in out:
             out.append(h)
     if not out:
-        raise UsageError("no hosts given", "--hosts is empty", "pass --hosts h1,h2 or @FILE")
+        raise UsageError("no hosts given", "--hosts is empty" + (f" after --limit {limit}" if limit
+                                                                   else ""),
+                         "pass --hosts h1,h2 or @FILE")
     return out
 
 
@@ -151,9 +165,11 @@ class HostResult:
 class Console:
     """Plain lines prefixed by host, or a live per-host table on a terminal."""
 
-    def __init__(self, redact: Redactor, live: bool | None = None) -> None:
+    def __init__(self, redact: Redactor, live: bool | None = None, stream: Any = None) -> None:
         self.redact = redact
-        self.live = sys.stdout.isatty() if live is None else live
+        #: stdout; stderr with --json (stdout then carries the one JSON document)
+        self.stream = stream or sys.stdout
+        self.live = self.stream.isatty() if live is None else live
         self.lock = threading.Lock()
         self.rows: dict[str, HostResult] = {}
         self._drawn = 0
@@ -161,7 +177,14 @@ class Console:
     def say(self, text: str) -> None:
         with self.lock:
             self._clear()
-            print(self.redact(text), flush=True)
+            print(self.redact(text), file=self.stream, flush=True)
+            self._draw()
+
+    def finished(self, r: HostResult) -> None:
+        """A host is done: its row (and the bar) redrawn."""
+        with self.lock:
+            self.rows[r.host] = r
+            self._clear()
             self._draw()
 
     def line(self, host: str, text: str) -> None:
@@ -181,22 +204,26 @@ class Console:
                 self._clear()
                 self._draw()
             else:
-                print(f"[{host}] {text}", flush=True)
+                print(f"[{host}] {text}", file=self.stream, flush=True)
 
     def _clear(self) -> None:
         if self.live and self._drawn:
-            sys.stdout.write(f"\x1b[{self._drawn}F\x1b[J")
+            self.stream.write(f"\x1b[{self._drawn}F\x1b[J")
             self._drawn = 0
 
     def _draw(self) -> None:
         if not self.live or not self.rows:
             return
-        lines = [f"{'host':<28} {'state':<11} {'phase':<12} last line"]
+        done = sum(1 for r in self.rows.values() if r.result != "pending")
+        total = len(self.rows)
+        filled = round(30 * done / total)
+        lines = [f"hosts [{'#' * filled}{'.' * (30 - filled)}] {done}/{total} done",
+                 f"{'host':<28} {'state':<11} {'phase':<12} last line"]
         for r in self.rows.values():
             lines.append(f"{r.host[:28]:<28} {r.result:<11} {r.phase_reached[:12]:<12} "
                          f"{r.last_line[:60]}")
-        sys.stdout.write("\n".join(lines) + "\n")
-        sys.stdout.flush()
+        self.stream.write("\n".join(lines) + "\n")
+        self.stream.flush()
         self._drawn = len(lines)
 
 
@@ -249,7 +276,7 @@ def prepare(opts: Options, need_source: bool) -> Prepared:
     pyz = build_zipapp(work)
     if not need_source:
         return Prepared(pyz, None, None)
-    src = open_checkout(opts.source)
+    src = open_checkout(opts.source, ref=opts.ref)
     return Prepared(pyz, make_snapshot(src, work / "snapshots"), src.commit)
 
 
@@ -520,6 +547,8 @@ class FleetResult:
     exit_code: int = 0
     report: Path | None = None
     failed_file: Path | None = None
+    #: what report.json holds (the ``--json`` document's result too)
+    data: dict[str, Any] = field(default_factory=dict)
 
 
 def sudo_password(opts: Options) -> str | None:
@@ -534,9 +563,9 @@ def sudo_password(opts: Options) -> str | None:
 def rollout(command: str, opts: Options, console: Console | None = None) -> FleetResult:
     """The fleet rollout: canaries, then batches of --parallel hosts, stopping once the failure budget
     is exceeded or a canary fails; then the summary table and the reports."""
-    hosts = parse_hosts(opts.hosts)
+    hosts = parse_hosts(opts.hosts, opts.limit, opts.sudo)
     pw = sudo_password(opts)
-    console = console or Console(Redactor([pw or ""]))
+    console = console or Console(Redactor([pw or ""]), stream=sys.stderr if opts.json else None)
     budget = Budget(len(hosts), opts.max_fail)
     batches = plan_batches(hosts, opts.canary if command == "upgrade" else 0, opts.parallel)
     need_source = command == "upgrade"
@@ -555,9 +584,8 @@ def rollout(command: str, opts: Options, console: Console | None = None) -> Flee
         console.say(f"-- {label}: {', '.join(batch)}")
         with ThreadPoolExecutor(max_workers=min(opts.parallel, len(batch))) as pool:
             futs = [pool.submit(_one, h, command, opts, prep, console, pw) for h in batch]
-            for f in futs:
-                r = f.result()
-                console.rows[r.host] = r
+            for f in as_completed(futs):
+                console.finished(f.result())
         failed = sum(1 for r in console.rows.values() if r.result in ("failed", "unreachable"))
         if label == "canary" and any(console.rows[h].result != "ok" for h in batch):
             fr.stopped_by = "a canary failed"
@@ -641,6 +669,7 @@ def write_reports(fr: FleetResult, opts: Options, budget: Budget, prep: Prepared
         "hosts": [{k: v for k, v in asdict(r).items() if k not in ("last_line", "tail")}
                   for r in fr.hosts],
     }
+    fr.data = json.loads(redact(json.dumps(rep)))
     fr.report = d / "report.json"
     tmp = fr.report.with_suffix(".tmp")
     tmp.write_text(redact(json.dumps(rep, indent=2, sort_keys=True)) + "\n")

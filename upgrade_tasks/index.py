@@ -27,7 +27,6 @@ import os
 import re
 import shutil
 import subprocess
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -113,7 +112,7 @@ def plan_index(install: Install, source: Source, standards_changed: int, mode: s
     return IndexPlan(mode, reasons, table)
 
 
-def build(install: Install, table: str, say: Callable[[str], None]) -> Path:
+def build(install: Install, table: str, note: Callable[[str], None]) -> Path:
     """Build the new code's index beside the live one (``vector_index.new``) with the install's
     venv and the installed ``scripts/build_rag_index.py``; check it has the table."""
     dest = new_index(install)
@@ -122,18 +121,13 @@ def build(install: Install, table: str, say: Callable[[str], None]) -> Path:
     cmd = [str(install.venv_python), str(install.path(BUILDER)), "--force", "--index-path",
            str(dest), "--standards-path", str(install.path("standards"))]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    t0 = time.monotonic()
-    say("    building the search index with the new code (minutes with the real model) ...")
     proc = subprocess.Popen(cmd, cwd=install.project, env=env, stdin=subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     tail: list[str] = []
     assert proc.stdout is not None
-    last = 0.0
     for line in proc.stdout:
         tail = (tail + [line.rstrip()])[-20:]
-        if time.monotonic() - last > 10 or "complete" in line.lower():
-            last = time.monotonic()
-            say(f"    | {line.rstrip()[-120:]}")
+        note(line.rstrip())
     rc = proc.wait()
     faults.point("index:built")
     have = dest.is_dir() and (dest / f"{table}.lance").is_dir() and (dest / "metadata.json").is_file()
@@ -143,7 +137,6 @@ def build(install: Install, table: str, say: Callable[[str], None]) -> Path:
                          "the upgrade was rolled back; to upgrade without rebuilding it pass "
                          "--index defer (the server rebuilds it) or --index skip")
     fsync_dir(dest)
-    say(f"    index built in {time.monotonic() - t0:.1f}s")
     return dest
 
 

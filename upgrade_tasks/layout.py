@@ -177,6 +177,12 @@ class Install:
         return self.state_dir / ".rollback-reserve"
 
     @property
+    def trash_dir(self) -> Path:
+        """Trees taken out of the install, being deleted in the background
+        (:func:`upgrade_tasks.fsutil.discard_tree`)."""
+        return self.state_dir / "trash"
+
+    @property
     def backups_dir(self) -> Path:
         return self.root / ".backups"
 

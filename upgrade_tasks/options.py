@@ -83,6 +83,10 @@ class Options:
     project: Path = opt(
         Path(), "Project directory holding .praxis-os/ (default: the current directory).",
         INSTALL_COMMANDS, host=REMOTE, metavar="DIR")
+    ref: str = opt("", "Upgrade to this branch, tag or commit of the source (a path or a URL) "
+                   "instead of what is checked out (read from a temporary clone: your checkout "
+                   "is left as it is); the plan and the reports name it.", RUN,
+                   metavar="BRANCH|TAG|COMMIT")
     dry_run: bool = opt(False, "Print the plan and exit; writes nothing at all.", RUN,
                         host=("upgrade",))
     yes: bool = opt(False, "Never prompt.", (*RUN, "rollback"))
@@ -114,6 +118,8 @@ class Options:
     backup: str = opt("", "Backup id to restore (default: the latest). Newer upgrades are undone "
                       "first.", ("rollback",), host=("rollback",), metavar="ID")
     debug: bool = opt(False, "Show tracebacks for errors.", ALL)
+    json: bool = opt(False, "Print one JSON document on stdout (schema: upgrade_tasks/schema/"
+                     "output-v1.json); the human-readable lines go to stderr.", ALL)
     # -- config only (invoke.yaml `upgrade:` section or INVOKE_UPGRADE_<KEY>) ------------------
     keep_backups: int = opt(3, "How many backups to keep after a successful upgrade.",
                             host=("upgrade",), low=1)
@@ -126,7 +132,11 @@ class Options:
                                        "(comma-separated).", host=("upgrade",))
     # -- remote hosts over SSH (the fleet) --------------------------------------------------------
     hosts: str = opt("", "Run on these hosts over SSH: user@host[:port] or ~/.ssh/config aliases, "
-                     "comma-separated, or @FILE (one per line).", REMOTE, metavar="HOSTS|@FILE")
+                     "comma-separated, or @FILE (one per line, or an Ansible inventory: .ini/.yml "
+                     "with groups, ansible_host/user/port and praxis_project).", REMOTE,
+                     metavar="HOSTS|@FILE")
+    limit: str = opt("", "With an inventory: only these hosts or groups (Ansible's --limit: "
+                     "web,db  !db1  web:&prod  ~regex  @retry-file).", REMOTE, metavar="PATTERN")
     parallel: int = opt(1, "How many hosts at a time.", REMOTE, low=1, metavar="N")
     canary: int = opt(0, "Upgrade this many hosts first; if any canary fails, the rollout stops.",
                       ("upgrade",), low=0, metavar="K")

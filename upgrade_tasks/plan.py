@@ -246,6 +246,8 @@ class Plan:
     index_table: str | None = None
     #: an install made before the rename (``.agent-os``): phase 2 moves it to .praxis-os first
     migrate_from: str | None = None
+    #: the ``--ref`` the source was opened at ("" when none was given)
+    source_ref: str = ""
 
     # -- views ---------------------------------------------------------------
     def by_action(self, name: Action) -> list[FileAction]:
@@ -342,6 +344,7 @@ def check_plan_json(raw: Any) -> None:
         for p in typed(server.get(key, []), list, f"plan.server.{key}"):
             rel_path(p, f"plan.server.{key}", under="mcp_server")
     opt(raw.get("installed_commit"), typed, str, "plan.installed_commit")
+    typed(raw.get("source_ref", ""), str, "plan.source_ref")
     ident(raw.get("source_commit"), COMMIT, "plan.source_commit")
 
 
@@ -627,73 +630,3 @@ def attention_items(plan: Plan) -> list[str]:
                    f"whole; saved in the backup's kept/{t}")
     out.extend(plan.attention)
     return out
-
-
-def render_plan(plan: Plan, install: Install, header: str = "Plan") -> str:
-    """Human-readable plan, per area: new, updated, removed, kept, conflicts; deps; server."""
-    if plan.installed_commit:
-        how = {"manifest": "installed manifest", "history": "recognised from history"}.get(
-            plan.base_origin, plan.base_origin)
-        inst = f", installed {plan.installed_commit[:10]} ({how})"
-    else:
-        inst = ", installed commit unknown"
-    lines = [f"{header}: {install.root}", f"  source commit {plan.source_commit[:10]}{inst}"]
-    if plan.migrate_from:
-        lines.append(f"  install directory        moved: {plan.migrate_from}/ -> {PRAXIS_DIR}/")
-    labels = [
-        ("add", "new"),
-        ("update", "updated"),
-        ("remove", "removed"),
-        ("conflict", "conflicts"),
-        ("user-changed", "kept (changed by you, not upstream)"),
-        ("orphan", "kept (removed upstream, changed by you)"),
-        ("user-deleted", "kept deleted (you deleted them)"),
-        ("unchanged", "unchanged"),
-        ("flag", "flag"),
-    ]
-    for area, counts in sorted(plan.area_counts().items()):
-        parts = [f"{counts[k]} {label}" for k, label in labels if counts.get(k)]
-        lines.append(f"  {area + '/':<24} " + ", ".join(parts))
-    res_text = {
-        "theirs": "changed by you; upstream version replaces it, yours stays in the backup",
-        "keep": f"changed by you; kept, new version -> NAME{NEW_SUFFIX}",
-        "merged": "changed by you and upstream; merges cleanly",
-        "merge-conflict": f"changed by you and upstream; merge conflicts -> NAME{MERGE_SUFFIX}, "
-                          f"NAME{NEW_SUFFIX}; yours kept",
-        "mine": "changed by you; kept as is (your decision)",
-    }
-    for a in plan.actions:
-        if a.action in ("add", "update", "remove", "flag"):
-            sign = {"add": "+", "update": "~", "remove": "-", "flag": "*"}[a.action]
-            lines.append(f"    {sign} {a.target}")
-        elif a.action == "conflict":
-            lines.append(f"    ! {a.target}  ({res_text.get(a.resolution or 'keep', '')}"
-                         + (f"; {a.note}" if a.note else "") + ")")
-        elif a.action == "orphan":
-            lines.append(f"    = {a.target}  (removed upstream, changed by you: kept)")
-    sp = plan.server
-    if sp.changed:
-        lines.append(
-            f"  mcp_server/              replaced exactly: {len(sp.added)} added, "
-            f"{len(sp.updated)} updated, {len(sp.removed)} removed"
-        )
-        for t in sp.user_modified:
-            lines.append(f"    ! {t}  (differs from what was installed; saved in the backup)")
-    else:
-        lines.append("  mcp_server/              unchanged")
-    lines.append(f"  dependencies             {sp.deps_action} ({sp.deps_reason})")
-    if plan.index_table:
-        idx = index.IndexPlan(plan.index_action, plan.index_reasons, plan.index_table)
-        lines.append(f"  search index             {idx.summary()}")
-    if sp.running_pid:
-        lines.append(
-            f"  running server           pid {sp.running_pid} ({sp.running_transport}): "
-            + (sp.stop_reason or "will be stopped so the new code is loaded")
-        )
-    else:
-        lines.append("  running server           none found for this project")
-    for n in plan.notes:
-        lines.append(f"  note: {n}")
-    for item in plan.attention:
-        lines.append(f"  attention: {item}")
-    return "\n".join(lines)

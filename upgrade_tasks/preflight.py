@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import index, procs
+from . import index, planview, procs
 from .backup_store import estimate_size
 from .checkpoint import PHASES, unfinished_session
 from .errors import ConflictAbort, PreflightError, UsageError
@@ -35,7 +35,6 @@ from .plan import (
     Resolution,
     decide_merge,
     plan_upgrade,
-    render_plan,
     unified_diff,
 )
 from .redact import redact
@@ -65,6 +64,7 @@ class PreflightResult:
             "source_spec": redact(self.source.spec),
             "source_commit": self.source.commit,
             "source_branch": self.source.branch,
+            "source_ref": self.source.ref,
             "source_git_clean": True,
             "installed_commit": self.base.commit,
             "base_origin": self.base.origin,
@@ -226,14 +226,14 @@ def check_downgrade(source: Source, installed: str | None, allow: bool) -> str |
 
 
 def ask_conflicts(plan: Plan, install: Install, source: Source, reader: BlobReader,
-                  prompt: Callable[[str], str] = input) -> None:
+                  prompt: Callable[[str], str] = input, say: Callable[[str], None] = print) -> None:
     """``--on-conflict ask``: show a diff per conflict and take the user's decision."""
     choices = "[k]eep mine / [t]ake new / [m]erge / [s]kip / [a]bort"
-    for a in plan.conflicts:
+    for i, a in enumerate(plan.conflicts, 1):
         local = install.path(a.target).read_bytes()
         new = source.files[a.target].raw()
-        print(f"\nconflict: {a.target} (changed by you and upstream)")
-        print(unified_diff(local, new, a.target))
+        say(f"\nconflict {i} of {len(plan.conflicts)}: {a.target} (changed by you and upstream)")
+        say(unified_diff(local, new, a.target))
         while True:
             ans = prompt(f"{a.target}: {choices}? ").strip().lower()[:1]
             if ans in ("k", "t", "m", "s", "a"):
@@ -251,17 +251,22 @@ def ask_conflicts(plan: Plan, install: Install, source: Source, reader: BlobRead
         else:
             decide_merge(a, install, source, reader, None)
             if a.resolution == Resolution.MERGE_CONFLICT:
-                print(f"  the merge has conflicts: yours is kept, {a.merge_side} gets the "
-                      f"markers and {a.new_side} upstream's version")
+                say(f"  the merge has conflicts: yours is kept, {a.merge_side} gets the "
+                    f"markers and {a.new_side} upstream's version")
         plan.decisions.append({"path": a.target, "decision": {"k": "keep mine", "t": "take new",
                                "s": "skip", "m": "merge"}[ans], "resolution": a.resolution or ""})
 
 
-def run_preflight(install: Install, opts: Options, interactive: bool = False) -> PreflightResult:
-    """Every check, and the plan. Reads only; a refusal raises and changes nothing."""
+def run_preflight(install: Install, opts: Options, interactive: bool = False,
+                  ask: Callable[[str], str] = input, say: Callable[[str], None] = print,
+                  before_questions: Callable[[Plan], None] | None = None) -> PreflightResult:
+    """Every check, and the plan. Reads only; a refusal raises and changes nothing.
+
+    With ``--on-conflict ask`` on a terminal, ``before_questions`` is shown the whole plan
+    first (the questions are about it), then each conflict is asked through ``ask``."""
     check_target(install)
     on_conflict = opts.on_conflict
-    source = open_source(opts.source)
+    source = open_source(opts.source, ref=opts.ref)
     manifest, _note = read_installed_manifest(install.installed_manifest)
     hist = source.history()
     reader = source.blob_reader()
@@ -286,6 +291,7 @@ def run_preflight(install: Install, opts: Options, interactive: bool = False) ->
                 "the upgrade would write through it (often into a source checkout)",
                 "replace it with a real copy (cp -rL) or remove it, then rerun",
             ) from None
+        plan.source_ref = source.ref
         if downgrade:
             plan.notes.append(downgrade)
         if not procs.available() and not opts.no_restart:
@@ -312,7 +318,9 @@ def run_preflight(install: Install, opts: Options, interactive: bool = False) ->
                     "nothing was changed. Run it in a terminal without --yes, or choose "
                     "--on-conflict merge|keep|theirs",
                 )
-            ask_conflicts(plan, install, source, reader)
+            if before_questions is not None:
+                before_questions(plan)
+            ask_conflicts(plan, install, source, reader, ask, say)
     finally:
         reader.close()
     check_bookkeeping(install)
@@ -341,18 +349,25 @@ def dry_run(run: Run) -> None:
     if inst.rollback_journal.exists():
         run.say("dry run: an `invoke rollback` was interrupted; the upgrade would first finish it "
                 "and then stop (run `invoke rollback` to finish it yourself)")
+        run.result.update(outcome="dry-run", rollback_interrupted=True)
         return
     unfinished = unfinished_session(inst)
     if unfinished is not None and unfinished.plan is not None:
         nxt = unfinished.next_phase()
         run.say(f"dry run: an unfinished session {unfinished.id} would resume at phase {nxt} "
                 f"({PHASES[nxt]}); its plan:")
-        run.say(render_plan(Plan.from_json(unfinished.plan), inst, header="Plan"))
+        pv = planview.view(Plan.from_json(unfinished.plan), inst, header="Plan")
+        run.ui.plan(pv)
+        run.result.update(outcome="dry-run", resumes={"session": unfinished.id, "phase": nxt},
+                          plan=pv.to_json())
         return
     o = run.opts
     # a dry run never asks: "ask" is planned as "keep" (what an unanswered question leaves)
     pre = run_preflight(inst, o.replace(on_conflict="keep") if o.on_conflict == "ask" else o)
-    run.say(render_plan(pre.plan, inst, header="Dry run (nothing written)"))
+    pv = planview.view(pre.plan, inst, header="Dry run (nothing written)")
+    run.ui.plan(pv)
+    run.result.update(outcome="dry-run", plan=pv.to_json(), space_needed=pre.space_needed,
+                      space_free=pre.space_free)
     if probe_lock(inst.lock_file):
         run.say(f"  lock: another upgrade is running ({describe_owner(inst.lock_owner_file)})")
     run.say(f"  disk: {pre.space_needed / 1e6:.1f} MB needed, {pre.space_free / 1e6:.1f} MB free")

@@ -10,6 +10,7 @@ where Invoke itself exits 1 with no suggestion.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import difflib
 import re
 from collections.abc import Iterator
@@ -18,13 +19,25 @@ from typing import Any
 from invoke.exceptions import Exit, ParseError
 from invoke.program import Program
 
-from . import __version__
+from . import __version__, options
 from .cli import PhaseExecutor
 from .errors import EXIT_USAGE
 from .tasks import ns
 
 
 class UpgradeProgram(Program):
+    def print_task_help(self, name: str) -> None:
+        """Invoke's task help, with each flag's metavar from its declaration
+        (``--on-conflict=merge|keep|theirs|abort|ask``, ``--project=DIR``) instead of
+        ``=STRING``."""
+        ctx = self.parser.contexts[name]
+        plain = ctx.help_tuples
+        ctx.help_tuples = lambda: [(with_metavar(spec), text) for spec, text in plain()]
+        try:
+            super().print_task_help(name)
+        finally:
+            del ctx.help_tuples
+
     def parse_core(self, argv: Any) -> None:
         with _usage_errors(self):
             super().parse_core(argv)
@@ -32,6 +45,16 @@ class UpgradeProgram(Program):
     def parse_tasks(self) -> None:
         with _usage_errors(self):
             super().parse_tasks()
+
+
+def with_metavar(flagspec: str) -> str:
+    """``--on-conflict=STRING`` -> ``--on-conflict=merge|keep|theirs|abort|ask``."""
+    flag, eq, _kind = flagspec.partition("=")
+    if not eq:
+        return flagspec
+    fields = {f.name: f for f in dataclasses.fields(options.Options)}
+    f = fields.get(flag.lstrip("-").replace("-", "_"))
+    return f"{flag}={options.metavar(f)}" if f is not None else flagspec
 
 
 @contextlib.contextmanager

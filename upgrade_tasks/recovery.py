@@ -182,23 +182,31 @@ def _abort_unstarted(inst: Install, un: Session) -> str:
             "Nothing to restore.")
 
 
+def last_undoable(inst: Install, ids: list[str]) -> str | None:
+    """The backup ``invoke rollback`` (no ``--backup``) restores: the newest one whose upgrade
+    was not already rolled back or aborted; None when there is none (``invoke status`` offers
+    a rollback only then, so the command it suggests works)."""
+    by_backup = {s.backup_id: s for s in list_sessions(inst) if s.backup_id}
+    live = [bid for bid in ids if bid not in by_backup
+            or by_backup[bid].status not in (Status.ROLLED_BACK, Status.ABORTED)]
+    return live[-1] if live else None
+
+
 def plan_chain(inst: Install, ids: list[str], wanted: str, un: Session | None) -> Chain:
     """Which backups ``invoke rollback`` restores, newest first."""
-    by_backup = {s.backup_id: s for s in list_sessions(inst) if s.backup_id}
     if wanted:
         target = wanted
     elif un is not None and un.backup_id:
         target = un.backup_id
     else:
-        live = [bid for bid in ids if bid not in by_backup
-                or by_backup[bid].status not in (Status.ROLLED_BACK, Status.ABORTED)]
-        if not live:
+        last = last_undoable(inst, ids)
+        if last is None:
             raise UsageError(
                 "nothing to roll back",
                 "every upgrade with a backup here was already rolled back",
                 "pass --backup ID to restore a specific backup again (see `invoke status`)",
             )
-        target = live[-1]
+        target = last
     if target not in ids:
         raise UsageError(
             f"backup {target} not found",
@@ -311,14 +319,17 @@ def manual_rollback(opts: Options) -> str:
                 "target": chain.target, "chain": [bid for bid, _s in chain.links],
                 "started_at": now_iso()})
             http_was_running = _stop_servers(inst, opts)
+            t0 = time.monotonic()
             done = _restore_chain(run, chain)
             inst = run.install  # (moved back to .agent-os, when the chain's upgrade moved it)
             fsutil.durable_unlink(inst.rollback_journal)
         venv_mod.prune_venvs(inst, backup_store.venv_refs(inst))
         _best_effort(run, lambda: fsutil.release(inst.reserve_file))
+        restore_s = time.monotonic() - t0
     finally:
         run.release()
     lines = ["rollback complete:"] + [f"  {d}" for d in done]
+    lines.append(f"  restored in {restore_s:.2f}s (the server's check follows)")
     lines.append(f"  restored server: {revalidate(inst, opts)}")
     if http_was_running:
         try:

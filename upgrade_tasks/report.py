@@ -16,12 +16,19 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from . import fsutil, planview
 from .checkpoint import PHASES, Session, now_iso
 from .fsutil import NotRegular, atomic_write_bytes, atomic_write_json, fsync_dir, read_regular
 from .layout import Install
+from .plan import Plan
+
+#: The version of the report's shape (a field's meaning never changes within a version).
+REPORT_SCHEMA = "praxis-upgrade/report/1"
 
 
-def build_report(session: Session) -> dict[str, Any]:
+def build_report(session: Session, install: Install | None = None) -> dict[str, Any]:
+    """The run's report: the JSON report file, and the ``report`` of the ``--json`` document
+    (the same object). With ``install``, it includes the plan as shown (real paths)."""
     meta = session.metadata
     pre, content = session.artifacts(0), session.artifacts(2)
     phases = []
@@ -29,14 +36,20 @@ def build_report(session: Session) -> dict[str, Any]:
         r = session.phase_result(i)
         phases.append({"phase": i, "name": name, "status": r.get("status", "not run"),
                        "duration_s": r.get("duration_s"), "summary": r.get("summary", "")})
+    plan = None
+    if install is not None and session.plan is not None:
+        plan = planview.view(Plan.from_json(session.plan), install).to_json()
     return {
+        "schema": REPORT_SCHEMA,
         "session_id": session.id,
         "status": session.status,
         "started_at": meta.get("started_at"),
         "finished_at": meta.get("finished_at", now_iso()),
         "host": socket.gethostname(),
         "project": meta.get("options", {}).get("project"),
-        "source": pre.get("source_path"),
+        # (with --ref the files were read from a temporary clone: name what the user gave)
+        "source": pre.get("source_spec") if pre.get("source_ref") else pre.get("source_path"),
+        "source_ref": pre.get("source_ref") or None,
         "source_commit_before": pre.get("installed_commit"),
         "source_commit_after": pre.get("source_commit"),
         "backup_id": session.backup_id,
@@ -51,6 +64,7 @@ def build_report(session: Session) -> dict[str, Any]:
         "validation": session.artifacts(4),
         "rollback": meta.get("rollback"),
         "error": meta.get("error"),
+        "plan": plan,
     }
 
 
@@ -60,7 +74,8 @@ def render_markdown(rep: dict[str, Any]) -> str:
         "",
         f"- session: `{rep['session_id']}`",
         f"- project: `{rep['project']}`",
-        f"- source: `{rep['source']}`",
+        f"- source: `{rep['source']}`" + (f" at `{rep['source_ref']}`" if rep.get("source_ref")
+                                          else ""),
         f"- commit: `{(rep['source_commit_before'] or 'unknown')[:10]}` -> "
         f"`{(rep['source_commit_after'] or '?')[:10]}`",
         f"- backup: `{rep['backup_id']}` (restore with `invoke rollback --backup "
@@ -97,7 +112,7 @@ def render_markdown(rep: dict[str, Any]) -> str:
 def write_reports(install: Install, session: Session) -> tuple[Path, Path]:
     """Write ``<session>.json`` and ``.md`` atomically into the reports folder (a real folder:
     never through a link)."""
-    rep = build_report(session)
+    rep = build_report(session, install)
     install.reports_dir.mkdir(parents=True, exist_ok=True)
     if install.reports_dir.is_symlink() or not install.reports_dir.is_dir():
         raise NotRegular(errno.ELOOP, "not a real directory", str(install.reports_dir))
@@ -127,7 +142,7 @@ def append_update_log(install: Install, line: str) -> None:
     fd = os.open(install.update_log, flags, 0o644)  # never through a link
     try:
         os.write(fd, data)
-        os.fsync(fd)
+        fsutil.fsync(fd)
     finally:
         os.close(fd)
     fsync_dir(install.root)

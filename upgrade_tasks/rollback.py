@@ -19,7 +19,7 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import faults, index
+from . import faults, fsutil, index
 from .backup_store import Backup, verify_backup
 from .errors import BackupError, RollbackError
 from .fsutil import (
@@ -135,7 +135,7 @@ def restore_tree(install: Install, b: Backup, tree: str, allowed: dict[str, str]
             shutil.copyfile(b.file(rel), dst)
             os.chmod(dst, int(str(e["mode"])))
             with open(dst, "rb") as fh:
-                os.fsync(fh.fileno())
+                fsutil.fsync(fh.fileno())
     for d in sorted({p.parent for p in build.rglob("*")} | {build}):
         fsync_dir(d)
     old = install.root / f".{tree}.rollback-old"

@@ -12,11 +12,13 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from .checkpoint import Session
 from .layout import Install, find_install
 from .lock import UpgradeLock
 from .options import Options
+from .output import Output
 from .plan import Plan
 from .redact import redact
 from .source import Source
@@ -36,7 +38,11 @@ class Run:
 
     opts: Options
     install: Install
+    #: the line printer; ``out.line`` when an :class:`Output` is given
     say: Callable[[str], None] = say
+    #: how the run talks to its user (plain lines by default; a terminal's view, or --json,
+    #: chosen at the edge)
+    out: Output | None = None
     session: Session | None = None
     source: Source | None = None
     plan: Plan | None = None
@@ -44,10 +50,24 @@ class Run:
     resumed: bool = False
     noop: bool = False
     notes: list[str] = field(default_factory=list)
+    #: the command's result as data (the ``--json`` document's ``result``)
+    result: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.out is None:
+            self.out = Output(self.say)
+        else:
+            self.say = self.out.line
+
+    @property
+    def ui(self) -> Output:
+        assert self.out is not None
+        return self.out
 
     @classmethod
-    def of(cls, opts: Options, printer: Callable[[str], None] = say) -> Run:
-        return cls(opts, find_install(opts.project), printer)
+    def of(cls, opts: Options, printer: Callable[[str], None] = say,
+           out: Output | None = None) -> Run:
+        return cls(opts, find_install(opts.project), printer, out)
 
     def need(self) -> tuple[Session, Source, Plan]:
         """Session, source and plan of a started run (phases 1-5 run only after phase 0)."""

@@ -19,7 +19,6 @@ import os
 import secrets
 import shutil
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,6 +36,7 @@ from .fsutil import (
 from .layout import Install
 from .manifest import InstalledManifest
 from .options import Options
+from .output import Output
 from .plan import Plan
 from .runstate import Run
 from .server_process import stop_for_upgrade
@@ -139,7 +139,7 @@ def swap(install: Install) -> None:
 
 
 def install_deps(install: Install, plan: Plan, session: Session, res: ServerResult,
-                 opts: Options) -> None:
+                 opts: Options, out: Output) -> None:
     """Build a new environment beside the old one and switch the ``venv`` link to it."""
     sp = plan.server
     arts = session.artifacts(3)
@@ -157,11 +157,15 @@ def install_deps(install: Install, plan: Plan, session: Session, res: ServerResu
         session.save()
     new_rel = f"{venv_mod.VENVS}/{name}"
     if not session.has_step("server:venv-built"):
-        built = venv_mod.build_venv(install, str(name), install.requirements,
-                                    find_links=opts.find_links, offline=opts.offline)
+        installer = "uv" if venv_mod.uv_path() else "pip"
+        with out.progress(f"installing dependencies into {new_rel} with {installer}") as prog:
+            built = venv_mod.build_venv(install, str(name), install.requirements,
+                                        find_links=opts.find_links, offline=opts.offline,
+                                        note=prog.note)
+            if opts.post_install == "auto":
+                venv_mod.run_post_install(install, new_rel, install.requirements, built,
+                                          prog.note)
         arts["installer"] = built.installer
-        if opts.post_install == "auto":
-            venv_mod.run_post_install(install, new_rel, install.requirements, built)
         arts["post_install"] = built.post_install
         arts["warnings"] = built.warnings
         session.step("server:venv-built")
@@ -171,13 +175,14 @@ def install_deps(install: Install, plan: Plan, session: Session, res: ServerResu
     res.installer = str(arts.get("installer", ""))
     res.deps = f"installed with {res.installer} into {new_rel} (venv -> {new_rel})"
     for w in arts.get("warnings", []):
-        print(f"    warning: {w}", flush=True)
+        out.line(f"    warning: {w}")
 
 
 def run_server(install: Install, source: Source, plan: Plan, session: Session,
-               opts: Options, say: Callable[[str], None] = print) -> ServerResult:
+               opts: Options, out: Output | None = None) -> ServerResult:
     """Phase 3's sub-steps, each skipped when the checkpoint records it done: stage, stop, swap,
     dependencies, installed manifest."""
+    out = out or Output(print)
     res = ServerResult()
     arts = session.artifacts(3)
     if plan.server.changed and not session.has_step("server:staged"):
@@ -204,7 +209,7 @@ def run_server(install: Install, source: Source, plan: Plan, session: Session,
             "rerun `invoke upgrade`; if it persists, `invoke rollback`",
         )
     if not session.has_step("server:deps"):
-        install_deps(install, plan, session, res, opts)
+        install_deps(install, plan, session, res, opts, out)
         arts["deps"] = res.deps
         arts["installer"] = res.installer
         session.step("server:deps")
@@ -213,7 +218,9 @@ def run_server(install: Install, source: Source, plan: Plan, session: Session,
     if plan.index_action == "rebuild" and plan.index_table and session.backup_id:
         if not session.has_step("server:index-built"):
             t0 = time.monotonic()
-            index.build(install, plan.index_table, say)
+            with out.progress("building the search index with the new code (minutes with the "
+                              "real model)") as prog:
+                index.build(install, plan.index_table, prog.note)
             arts["index_build_s"] = round(time.monotonic() - t0, 1)
             session.step("server:index-built")
         if not session.has_step("server:index-switched"):
@@ -247,7 +254,7 @@ def verify_server(install: Install, source: Source, plan: Plan) -> list[str]:
 def step(run: Run) -> str:
     """Phase 3: stage, stop, swap, dependencies, installed manifest."""
     s, src, plan = run.need()
-    res = run_server(run.install, src, plan, s, run.opts, run.say)
+    res = run_server(run.install, src, plan, s, run.opts, run.ui)
     return res.summary()
 
 

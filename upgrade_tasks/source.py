@@ -96,6 +96,8 @@ class Source(ABC):
     spec: str
     files: dict[str, SourceFile] = field(default_factory=dict)  # keyed by target path
     notes: list[str] = field(default_factory=list)  # what the plan should say about the source
+    #: the ``--ref`` it was opened at ("": what the checkout has checked out)
+    ref: str = ""
 
     @property
     def content_files(self) -> dict[str, SourceFile]:

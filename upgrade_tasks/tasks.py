@@ -16,12 +16,12 @@ from invoke.collection import Collection
 from invoke.tasks import Task
 
 from . import driver, fleet, options
+from . import status as status_mod
 from .cli import EXECUTOR, make_task
 from .demo import run_demo
 from .errors import UpgradeError
 from .recovery import manual_rollback
 from .runstate import Run
-from .status import status_text
 
 #: What each phase task says in ``invoke --list`` (phase number order).
 PHASE_DOCS = (
@@ -48,6 +48,7 @@ preflight, backup, content, server, validate, cleanup = PHASES
 def _fleet(command: str, run: Run) -> None:
     """With --hosts: the same command on each host over SSH (upgrade_tasks/fleet.py)."""
     fr = fleet.rollout(command, run.opts)
+    run.result.update(outcome="fleet", fleet=fr.data)
     if fr.exit_code:
         raise FleetFailed(fr.exit_code, f"{command}: {sum(r.result != 'ok' for r in fr.hosts)} of "
                           f"{len(fr.hosts)} host(s) not ok"
@@ -75,14 +76,19 @@ def _rollback(run: Run) -> None:
     if run.opts.hosts:
         _fleet("rollback", run)
     else:
-        run.say(manual_rollback(run.opts))
+        text = manual_rollback(run.opts)
+        run.say(text)
+        run.result.update(outcome="rolled-back", summary=text.splitlines(),
+                          status=status_mod.inspect(run.opts).to_json())
 
 
 def _status(run: Run) -> None:
     if run.opts.hosts:
         _fleet("status", run)
     else:
-        run.say(status_text(run.opts))
+        st = status_mod.inspect(run.opts)
+        run.result.update(st.to_json())
+        run.say(st.text())
 
 
 upgrade = make_task(
@@ -99,7 +105,7 @@ status = make_task(
     "Show the install's session, phases, lock and backups, with the command to go on "
     "(upgrade_tasks/status.py).")
 demo = make_task(
-    "demo", lambda run: run_demo(keep=run.opts.keep),
+    "demo", lambda run: run.result.update(run_demo(keep=run.opts.keep, out=run.ui)),
     "Run an upgrade and a rollback on a generated sample (upgrade_tasks/demo.py).")
 
 ns = Collection(*PHASES, upgrade, rollback, status, demo)

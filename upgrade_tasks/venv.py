@@ -21,12 +21,13 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import faults
 from .errors import PhaseError
-from .fsutil import atomic_symlink, fsync_dir, rmtree_durable
+from .fsutil import atomic_symlink, discard_tree, fsync_dir, rmtree_durable
 from .layout import Install
 
 VENVS = ".venvs"
@@ -123,16 +124,22 @@ class DepsResult:
     warnings: list[str] = field(default_factory=list)
 
 
-def _run_streamed(cmd: list[str], env: dict[str, str] | None = None) -> tuple[int, list[str]]:
+def _run_streamed(cmd: list[str], note: Callable[[str], None],
+                  env: dict[str, str] | None = None) -> tuple[int, list[str]]:
+    """Run ``cmd``, each output line to ``note`` (the progress display); the last 40 lines."""
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env=env)
     tail: list[str] = []
     assert proc.stdout is not None
     for line in proc.stdout:
         tail = (tail + [line.rstrip()])[-40:]
-        if sys.stdout.isatty():
-            print("    | " + line.rstrip(), flush=True)
+        note(line.rstrip())
     return proc.wait(), tail
+
+
+def uv_path() -> str | None:
+    """uv, when it is on PATH (it installs dependencies instead of pip)."""
+    return shutil.which("uv")
 
 
 def explain_install_failure(installer: str, rc: int, tail: list[str]) -> PhaseError:
@@ -192,14 +199,14 @@ def uv_args_from_pip_config(python: str) -> list[str]:
 
 
 def build_venv(install: Install, name: str, requirements: Path, *, find_links: str = "",
-               offline: bool = False) -> DepsResult:
+               offline: bool = False, note: Callable[[str], None] = lambda _l: None) -> DepsResult:
     """Create ``.venvs/<name>`` from the old venv's interpreter and install the requirements."""
     res = DepsResult(venv=f"{VENVS}/{name}")
     dest = install.root / VENVS / name
     if dest.exists():
         shutil.rmtree(dest)  # a half-built one from a killed run
     dest.parent.mkdir(exist_ok=True)
-    uv = shutil.which("uv")
+    uv = uv_path()
     base = base_python(install)
     mk = [base, "-m", "venv"] + (["--without-pip"] if uv else []) + [str(dest)]
     proc = subprocess.run(mk, capture_output=True, text=True)
@@ -229,8 +236,7 @@ def build_venv(install: Install, name: str, requirements: Path, *, find_links: s
             cmd += ["--find-links", find_links]
         if offline:
             cmd += ["--no-index"]
-    print(f"    installing dependencies into {res.venv} with {res.installer}", flush=True)
-    rc, tail = _run_streamed(cmd)
+    rc, tail = _run_streamed(cmd, note)
     if rc != 0:
         raise explain_install_failure(res.installer, rc, tail)
     faults.point("venv:built")
@@ -238,7 +244,7 @@ def build_venv(install: Install, name: str, requirements: Path, *, find_links: s
 
 
 def run_post_install(install: Install, venv_rel: str, requirements: Path,
-                     res: DepsResult) -> None:
+                     res: DepsResult, note: Callable[[str], None] = lambda _l: None) -> None:
     """Post-install steps detected from requirement names (not comments)."""
     names = requirement_names(requirements.read_text(errors="replace"))
     py = install.root / venv_rel / "bin" / "python"
@@ -247,7 +253,7 @@ def run_post_install(install: Install, venv_rel: str, requirements: Path,
             continue
         cmd = [str(py), *args]
         shown = " ".join([str(install.venv / "bin" / "python"), *args])
-        rc, tail = _run_streamed(cmd)
+        rc, tail = _run_streamed(cmd, note)
         if rc == 0:
             res.post_install.append({"command": shown, "status": "ok"})
             continue
@@ -285,7 +291,7 @@ def prune_venvs(install: Install, keep: set[str]) -> list[str]:
     for p in d.iterdir():
         rel = f"{VENVS}/{p.name}"
         if rel not in keep and p.is_dir():
-            rmtree_durable(p)
+            discard_tree(p, install.trash_dir)  # the command does not wait for ~48,000 unlinks
             out.append(rel)
     try:
         d.rmdir()  # only when empty: leaves no residue after a rollback
