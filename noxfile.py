@@ -47,6 +47,13 @@ def bench(session: nox.Session) -> None:
     session.run("python", "-m", "benchmarks.run", *session.posargs)
 
 
+@nox.session(name="bench-real")
+def bench_real(session: nox.Session) -> None:
+    """Benchmarks on the real server: cold start, upgrades, index, rollback (args: --source SPEC)."""
+    session.install("-e", ".[dev]", "uv")
+    session.run("python", "-m", "benchmarks.real", *session.posargs)
+
+
 @nox.session
 def crash(session: nox.Session) -> None:
     """Crash harness: kill runs and cut the power at every durable step; fails on a mixed state.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from benchmarks import classify, fleet, restart, upgrade
+from benchmarks import classify, fleet, projects, restart, upgrade
 
 
 def main() -> int:
@@ -16,6 +16,8 @@ def main() -> int:
     rc |= upgrade.main()
     print("\n== fleet over SSH (issue 5) ==", flush=True)
     rc |= fleet.main()
+    print("\n== many projects at once (issue 15) ==", flush=True)
+    rc |= projects.main([])
     return rc
 
 

@@ -14,9 +14,9 @@ from upgrade_tasks.zipapp import build_zipapp, host_modules
 PKG = Path(__file__).resolve().parents[1] / "upgrade_tasks"
 
 #: Each module's layer; a module may import its own layer or lower ones only.
-EDGE = {"cli", "tasks", "program", "remote_main", "demo", "fleet", "zipapp", "snapshot_pack", "ui", "jsondoc",
-        "__main__"}
-DRIVER = {"driver", "recovery", "status"}
+EDGE = {"cli", "tasks", "program", "remote_main", "demo", "schedule_task", "fleet", "zipapp",
+        "snapshot_pack", "ui", "jsondoc", "projects", "__main__"}
+DRIVER = {"driver", "recovery", "status", "check"}
 PHASES = {"preflight", "backup", "content", "server", "validate", "cleanup"}
 RANK = {**{m: 3 for m in EDGE}, **{m: 2 for m in DRIVER}, **{m: 1 for m in PHASES}}
 

@@ -318,3 +318,32 @@ def test_fleet_from_an_ansible_inventory_with_limit(tmp_path: Path, source: Samp
     assert r.returncode == 2 and "--limit web needs an inventory" in r.stderr, r.stdout + r.stderr
     r = run(fleet_cmd(fleet, tmp_path, "status", "--hosts", f"@{inv}", "--limit", "dbx"))
     assert r.returncode == 2 and "dbx" in r.stderr, r.stdout + r.stderr
+
+
+# -- --projects on each host, and check over SSH (issue 15) ----------------------------------------
+def test_each_host_upgrades_its_listed_projects_and_check_runs_there(
+        tmp_path: Path, source: SampleSource, ssh_fleet: Callable[..., SshFleet]) -> None:  # noqa: F811
+    fleet = ssh_fleet(n=2)
+    projs = [make_project(tmp_path / name, source.path, source.v1) for name in ("one", "two")]
+    listing = ",".join(str(p) for p in projs)
+    hosts = ",".join(h.spec for h in fleet.hosts)
+    r = run(fleet_cmd(fleet, tmp_path, "check", "--source", str(source.path), "--hosts", hosts,
+                      "--projects", listing))
+    assert r.returncode == 11, r.stdout + r.stderr
+    table = [ln for ln in r.stdout.splitlines() if ln.endswith(" ok") or " ok  " in ln]
+    assert "4/4 host(s) ok" in r.stdout, r.stdout
+    assert len([ln for ln in table if ln.endswith("upgrade available")]) == 4, r.stdout
+    # each row names its host and its whole project path
+    assert all(any(ln.startswith(f"{h.spec}={p} ") for ln in table) for h in fleet.hosts
+               for p in projs), r.stdout
+    assert "commits not counted on the host" in r.stdout
+    # both "hosts" are this machine: each project is reached twice, and its lock serialises them
+    r = run(fleet_cmd(fleet, tmp_path, "upgrade", "--source", str(source.path), "--hosts",
+                      fleet.hosts[0].spec, "--projects", listing, "--parallel", "2"))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert [installed(f"x={p}") for p in projs] == [source.v2, source.v2]
+    r = run(fleet_cmd(fleet, tmp_path, "check", "--source", str(source.path), "--hosts", hosts,
+                      "--projects", listing))
+    assert r.returncode == 0 and "4/4 host(s) ok" in r.stdout, r.stdout + r.stderr
+    r = run(fleet_cmd(fleet, tmp_path, "status", "--hosts", hosts, "--projects", "/srv/*"))
+    assert r.returncode == 2 and "is a glob" in r.stderr

@@ -4,7 +4,9 @@ checked is :mod:`upgrade_tasks.backup_store`."""
 
 from __future__ import annotations
 
-from . import fsutil
+from pathlib import Path
+
+from . import fsutil, offsite
 from .backup_store import create_backup, load_backup, new_backup_id, reserve_size, verify_backup
 from .errors import BackupError
 from .mcp_client import scan_registered_tools
@@ -41,8 +43,31 @@ def step(run: Run) -> str:
     fsutil.reserve(inst.reserve_file, room)
     s.artifacts(1)["reserve_bytes"] = room
     tools = "unknown" if old_tools is None else str(len(old_tools))
+    copied = copy_offsite(run, b.path, bid)
     return (f"backup {bid}: {len(b.entries)} paths, {size / 1e3:.1f} kB, verified; "
-            f"old server declares {tools} tools")
+            f"old server declares {tools} tools" + (f"; {copied}" if copied else ""))
+
+
+def destination_of(run: Run) -> str:
+    """``--backup-to`` as the session was started with it (a resume need not repeat it)."""
+    s = run.need()[0]
+    return str(run.opts.backup_to or s.metadata.get("options", {}).get("backup_to") or "")
+
+
+def copy_offsite(run: Run, path: Path, bid: str) -> str:
+    """``--backup-to``: the verified backup copied off the machine and verified there, before
+    anything is changed (a failure stops the upgrade here: exit 3, nothing changed). Recorded
+    in the checkpoint with the manifest's checksum, so a rollback fetches back exactly it."""
+    spec = destination_of(run)
+    s = run.need()[0]
+    if not spec or s.has_step("backup:offsite"):
+        return ""
+    dest = offsite.parse_destination(spec)
+    line = offsite.push(path, bid, dest, run.connect)
+    s.artifacts(1)["offsite"] = {"spec": spec, "where": dest.where(bid),
+                                 "manifest_sha256": offsite.manifest_sha256(path)}
+    s.step("backup:offsite")
+    return line
 
 
 def recheck(run: Run) -> bool:

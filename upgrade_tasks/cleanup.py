@@ -5,7 +5,7 @@ the user to rerun ``invoke upgrade`` when a step fails)."""
 
 from __future__ import annotations
 
-from . import backup_store, faults, fsutil, index, report
+from . import backup_store, faults, fsutil, gitcommit, index, report
 from . import venv as venv_mod
 from .checkout import is_git_url
 from .checkpoint import now_iso
@@ -38,4 +38,40 @@ def step(run: Run) -> str:
     fsutil.release(inst.reserve_file)
     s.note(finished_at=now_iso())
     report.write_reports_or_warn(inst, s, run.say)
-    return f"pruned {len(pruned)} old backup(s)"
+    committed = git_commit(run) if wants_git_commit(run) else ""
+    return f"pruned {len(pruned)} old backup(s)" + committed
+
+
+def wants_git_commit(run: Run) -> bool:
+    """``--git-commit`` as the session was started with it (a resume need not repeat it)."""
+    s = run.need()[0]
+    return bool(run.opts.git_commit or s.metadata.get("options", {}).get("git_commit"))
+
+
+def git_commit(run: Run) -> str:
+    """Commit exactly this upgrade's files (checked ready in phase 0); the commit's id goes
+    into the checkpoint, for a rollback's revert commit. A rerun after a crash between the
+    commit and its record finds the commit by its ``Session:`` line."""
+    s, src, plan = run.need()
+    inst = run.install
+    arts = s.artifacts(5)
+    if s.has_step("git:committed"):
+        return f"; git commit {str(arts.get('git_commit') or 'none')[:10]}"
+    repo = gitcommit.repo_of(inst.project)
+    if repo is None:
+        raise gitcommit.GitCommitError("the upgrade was applied but its git commit was not made",
+                                       f"{inst.project} is no longer in a git repository",
+                                       "commit the upgrade's files yourself, or ignore this")
+    c = s.artifacts(2)
+    counts = {"added": len(c.get("added", [])), "updated": len(c.get("updated", [])),
+              "removed": len(c.get("removed", [])), "conflicts": len(c.get("conflicts", []))}
+    message = gitcommit.message_for(plan.installed_commit, src.commit, counts,
+                                    list(c.get("attention", [])), s.id)
+    sha = gitcommit.commit_paths(repo, plan.changed_paths(inst), message)
+    if sha is None:
+        sha = gitcommit.commit_of_session(repo, s.id)  # made by an attempt killed before its record
+    arts["git_commit"] = sha
+    arts["git_repo"] = str(repo)
+    s.step("git:committed")
+    return f"; git commit {sha[:10]}" if sha else "; nothing to commit to git"
+

@@ -24,7 +24,7 @@ from invoke.exceptions import Exit
 from invoke.executor import Executor
 from invoke.tasks import Call, Task
 
-from . import jsondoc, options
+from . import fleet, jsondoc, options
 from .driver import close
 from .errors import UsageError, exit_status
 from .runstate import Run
@@ -74,6 +74,8 @@ class PhaseExecutor(Executor):
             section = self.config.get("upgrade") or {}
             opts = options.resolve(given, section)
             self.run = Run.of(opts, out=output_for(opts))
+            # --backup-to over SFTP: the fleet's connections (known_hosts, --identity, ...)
+            self.run.connect = lambda dest: fleet.connect(dest.ssh_target, opts)
             result: dict[Task[Any], Any] = super().execute(*tasks)
             return result
         except Exit as exc:
@@ -127,7 +129,8 @@ def run_of(c: Context) -> Run:
 
 
 def make_task(name: str, body: Callable[[Run], None], doc: str,
-              pre: list[Task[Any]] | None = None, factory: Callable[..., Task[Any]] = Task) -> Task[Any]:
+              pre: list[Task[Any]] | None = None, factory: Callable[..., Task[Any]] = Task,
+              positional: list[str] | None = None) -> Task[Any]:
     """A task named ``name`` taking the flags declared for it in :mod:`upgrade_tasks.options`.
 
     Invoke reads a task's flags from ``inspect.signature`` of its body; the body's
@@ -143,4 +146,4 @@ def make_task(name: str, body: Callable[[Run], None], doc: str,
     task_body.__doc__ = doc
     task_body.__signature__ = options.signature_for(name)  # type: ignore[attr-defined]
     return factory(task_body, name=name, pre=pre or [], help=options.help_for(name),
-                   auto_shortflags=False)
+                   auto_shortflags=False, positional=positional or [])

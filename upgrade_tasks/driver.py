@@ -288,8 +288,8 @@ def recheck_last(run: Run) -> None:
 def run_phase(run: Run, n: int) -> None:
     """Run phase ``n`` of the run's session (starting or resuming it first), unless done."""
     o = run.opts
-    if o.hosts:
-        return  # the phases run on each host (upgrade_tasks/fleet.py), not here
+    if o.hosts or o.projects:
+        return  # the phases run on each host or project (fleet.py, projects.py), not here
     if o.dry_run:
         if n == 0:
             dry_run(run)
@@ -415,6 +415,9 @@ def _abort(run: Run, s: Session, exc: BaseException, what: str) -> None:
     if isinstance(exc, KeyboardInterrupt):
         raise Interrupted("interrupted during the backup", "nothing was changed",
                           "rerun `invoke upgrade` when ready") from exc
+    if isinstance(exc, UpgradeError):  # it says what to do itself (e.g. --backup-to's copy)
+        raise PreflightError(f"{exc.what}; nothing was changed", exc.why,
+                             exc.hint or "fix the cause and rerun `invoke upgrade`") from exc
     need = s.artifacts(0).get("disk_space_required")
     room = (f"; the backup and the upgrade need about {int(need) / 1e6:.1f} MB free on the file "
             f"system of {inst.root}" if isinstance(need, int) else "")
@@ -430,7 +433,7 @@ def finish(run: Run) -> None:
     """The ``upgrade`` task's own work: release the lock and print the summary of a
     completed session (where to look, what needs the user's attention)."""
     s = run.session
-    if run.opts.hosts or run.opts.dry_run or run.noop or s is None:
+    if run.opts.hosts or run.opts.projects or run.opts.dry_run or run.noop or s is None:
         close(run)
         return
     if s.status != Status.COMPLETED:  # pragma: no cover - upgrade runs after cleanup

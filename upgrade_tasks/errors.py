@@ -21,6 +21,7 @@ EXIT_ROLLBACK_FAILED = 7
 EXIT_CLEANUP_FAILED = 8
 EXIT_SOME_FAILED = 9  # remote hosts: some failed, within the failure budget
 EXIT_STOPPED = 10  # remote hosts: the budget or a failed canary stopped the rollout
+EXIT_UPGRADE_AVAILABLE = 11  # `check`: an upgrade is available (not an error)
 EXIT_INTERNAL = 70  # a bug (EX_SOFTWARE): an error the upgrader did not expect
 EXIT_INTERRUPTED = 130
 
@@ -136,12 +137,18 @@ class Interrupted(UpgradeError):
     ref = "interrupted"
 
 
+class UpgradeAvailable(Exception):
+    """``check`` found an upgrade: not an error, but a distinct exit code (11) for scripts."""
+
+
 def exit_status(exc: BaseException, debug: bool = False) -> tuple[str, int]:
     """The one place where an exception becomes what the user sees and the exit code.
 
     Used by the Invoke tasks (through the executor), the fabfile and the host engine.
     ``debug`` appends the traceback.
     """
+    if isinstance(exc, UpgradeAvailable):
+        return "", EXIT_UPGRADE_AVAILABLE
     if isinstance(exc, UpgradeError):
         text, code = exc.render(), exc.exit_code
     elif isinstance(exc, KeyboardInterrupt):

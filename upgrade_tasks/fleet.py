@@ -40,7 +40,7 @@ from typing import Any
 from . import inventory, options
 from .checkout import open_checkout
 from .checkpoint import now_iso
-from .errors import EXIT_SOME_FAILED, EXIT_STOPPED, UsageError
+from .errors import EXIT_SOME_FAILED, EXIT_STOPPED, EXIT_UPGRADE_AVAILABLE, UsageError
 from .options import Options
 from .snapshot_pack import make_snapshot
 from .zipapp import build_zipapp
@@ -101,10 +101,12 @@ def parse_hosts(spec: str, limit: str = "", sudo: bool = False) -> list[str]:
 
 @dataclass(frozen=True)
 class Budget:
-    """The failure budget of a rollout: how many of total hosts may fail (pct percent, rounded down)."""
+    """The failure budget of a rollout: how many of total hosts (or projects) may fail (pct
+    percent, rounded down)."""
 
     total: int
     pct: float
+    noun: str = "host"
 
     @property
     def allowed(self) -> int:
@@ -116,8 +118,8 @@ class Budget:
 
     def sentence(self) -> str:
         return (f"failure budget: the rollout stops before its next batch once more than "
-                f"{self.pct:g}% of {self.total} hosts have failed, i.e. more than "
-                f"{self.allowed} host(s)")
+                f"{self.pct:g}% of {self.total} {self.noun}s have failed, i.e. more than "
+                f"{self.allowed} {self.noun}(s)")
 
 
 def plan_batches(hosts: list[str], canary: int, parallel: int) -> list[tuple[str, list[str]]]:
@@ -421,6 +423,9 @@ def run_on_host(c: Any, command: str, opts: Options, prep: Prepared, console: Co
             err = [i for i, ln in enumerate(res.tail) if ln.startswith("error[")]
             res.message = (" ".join(x.strip() for x in res.tail[err[-1]:]) if err
                            else res.last_line or f"exit {code}")
+        if command == "check" and code == EXIT_UPGRADE_AVAILABLE:
+            res.message = "upgrade available"
+            return _done(res, "ok", code, t0)
         return _done(res, "ok" if code == 0 else "failed", code, t0)
     except UsageError:
         raise
@@ -547,6 +552,9 @@ class FleetResult:
     exit_code: int = 0
     report: Path | None = None
     failed_file: Path | None = None
+    #: what the rollout is over: "host" or "project"
+    noun: str = "host"
+    notes: list[str] = field(default_factory=list)
     #: what report.json holds (the ``--json`` document's result too)
     data: dict[str, Any] = field(default_factory=dict)
 
@@ -561,29 +569,76 @@ def sudo_password(opts: Options) -> str | None:
 
 
 def rollout(command: str, opts: Options, console: Console | None = None) -> FleetResult:
-    """The fleet rollout: canaries, then batches of --parallel hosts, stopping once the failure budget
-    is exceeded or a canary fails; then the summary table and the reports."""
+    """The fleet rollout over SSH (see :func:`run_rollout`); with ``--projects``, every listed
+    project on every host (``host=/abs/project`` items)."""
+    if opts.backup_to:
+        raise UsageError("--backup-to cannot be used with --hosts",
+                         "each host's backups stay on that host, which has neither your rclone "
+                         "configuration nor your SSH keys",
+                         "leave out --backup-to (or run the upgrader on the host with it)")
     hosts = parse_hosts(opts.hosts, opts.limit, opts.sudo)
+    if opts.projects:
+        hosts = host_projects(hosts, opts.projects)
     pw = sudo_password(opts)
     console = console or Console(Redactor([pw or ""]), stream=sys.stderr if opts.json else None)
-    budget = Budget(len(hosts), opts.max_fail)
-    batches = plan_batches(hosts, opts.canary if command == "upgrade" else 0, opts.parallel)
-    need_source = command == "upgrade"
-    prep = prepare(opts, need_source)
-    fr = FleetResult(command)
-    console.say(f"{command} on {len(hosts)} host(s), {opts.parallel} at a time"
-                + (f", {min(opts.canary, len(hosts))} canary first" if opts.canary and
+    prep = prepare(opts, command in ("upgrade", "check"))
+    header = [f"source commit {prep.commit[:10]}, zipapp {prep.pyz.name}"] if prep.commit else []
+    return run_rollout(command, hosts, lambda h: _one(h, command, opts, prep, console, pw), opts,
+                       console, "host", header, prep.commit)
+
+
+def host_projects(hosts: list[str], spec: str) -> list[str]:
+    """``--hosts`` x ``--projects``: each host upgrades each listed project (absolute paths on
+    the host: a glob cannot be expanded here for another machine)."""
+    if any(c in spec for c in "*?["):
+        raise UsageError(f"--projects {spec} is a glob, and globs are expanded on this machine",
+                         "with --hosts the projects are on the hosts",
+                         "list their absolute paths: --projects /srv/a,/srv/b or @FILE")
+    if any(split_host(h)[1] for h in hosts):
+        raise UsageError("--projects with --hosts entries that name their own project (=/path)",
+                         "each host entry would have two projects", "use one or the other")
+    paths = []
+    for part in spec.split(","):
+        part = part.strip()
+        if part.startswith("@"):
+            try:
+                text = Path(part[1:]).expanduser().read_text()
+            except OSError as exc:
+                raise UsageError(f"cannot read the project list {part[1:]}", str(exc),
+                                 "pass --projects /abs/a,/abs/b or @FILE") from exc
+            paths += [ln.split("#", 1)[0].strip() for ln in text.splitlines()]
+        elif part:
+            paths.append(part)
+    paths = [p for p in dict.fromkeys(paths) if p]
+    bad = [p for p in paths if not p.startswith("/")]
+    if bad or not paths:
+        raise UsageError("--projects with --hosts needs absolute paths on the hosts",
+                         f"got {', '.join(bad) or 'none'}", "pass --projects /srv/a,/srv/b")
+    return [f"{h}={p}" for h in hosts for p in paths]
+
+
+def run_rollout(command: str, items: list[str], runner: Callable[[str], HostResult], opts: Options,
+                console: Console, noun: str, header: list[str],
+                source_commit: str | None) -> FleetResult:
+    """Canaries, then batches of --parallel items, stopping once the failure budget is exceeded
+    or a canary fails; then the summary table and the reports. The same rules whatever an item
+    is: a host over SSH (:func:`rollout`) or a local project (:mod:`upgrade_tasks.projects`)."""
+    budget = Budget(len(items), opts.max_fail, noun)
+    batches = plan_batches(items, opts.canary if command == "upgrade" else 0, opts.parallel)
+    fr = FleetResult(command, noun=noun)
+    console.say(f"{command} on {len(items)} {noun}(s), {opts.parallel} at a time"
+                + (f", {min(opts.canary, len(items))} canary first" if opts.canary and
                    command == "upgrade" else "") + f"; {budget.sentence()}")
-    if prep.commit:
-        console.say(f"source commit {prep.commit[:10]}, zipapp {prep.pyz.name}")
-    for h in hosts:
+    for line in header:
+        console.say(line)
+    for h in items:
         console.rows[h] = HostResult(h)
     failed = 0
     t0 = time.monotonic()
     for label, batch in batches:
         console.say(f"-- {label}: {', '.join(batch)}")
         with ThreadPoolExecutor(max_workers=min(opts.parallel, len(batch))) as pool:
-            futs = [pool.submit(_one, h, command, opts, prep, console, pw) for h in batch]
+            futs = [pool.submit(runner, h) for h in batch]
             for f in as_completed(futs):
                 console.finished(f.result())
         failed = sum(1 for r in console.rows.values() if r.result in ("failed", "unreachable"))
@@ -601,7 +656,9 @@ def rollout(command: str, opts: Options, console: Console | None = None) -> Flee
         fr.exit_code = EXIT_STOPPED
     elif failed:
         fr.exit_code = EXIT_SOME_FAILED
-    write_reports(fr, opts, budget, prep, time.monotonic() - t0, console.redact)
+    elif command == "check" and any(r.exit_code == EXIT_UPGRADE_AVAILABLE for r in fr.hosts):
+        fr.exit_code = EXIT_UPGRADE_AVAILABLE
+    write_reports(fr, opts, budget, source_commit, time.monotonic() - t0, console.redact)
     console.say(summary_table(fr))
     return fr
 
@@ -636,38 +693,45 @@ def _one(item: str, command: str, opts: Options, prep: Prepared, console: Consol
 
 
 def summary_table(fr: FleetResult) -> str:
-    lines = [f"{'host':<28} {'result':<11} {'phase':<14} {'old':<10} {'new':<10} "
+    n = fr.noun
+    # a project's path, or a host's own project (host=/path), is shown whole
+    width = max([28] + [len(r.host) for r in fr.hosts if n == "project" or "=" in r.host])
+    lines = [f"{n:<{width}} {'result':<11} {'phase':<14} {'old':<10} {'new':<10} "
              f"{'seconds':>7}  backup / message"]
     for r in fr.hosts:
         tail = r.backup_id or ""
-        if r.result != "ok":
+        if r.result != "ok" or (r.message and not tail):
             tail = r.message
-        lines.append(f"{r.host[:28]:<28} {r.result:<11} {r.phase_reached[:14]:<14} "
+        lines.append(f"{r.host[:width]:<{width}} {r.result:<11} {r.phase_reached[:14]:<14} "
                      f"{(r.old_commit or '-')[:10]:<10} {(r.new_commit or '-')[:10]:<10} "
                      f"{r.duration_s:>7.2f}  {tail}")
     ok = sum(1 for r in fr.hosts if r.result == "ok")
-    lines.append(f"{ok}/{len(fr.hosts)} host(s) ok" + (f"; stopped: {fr.stopped_by}"
-                                                        if fr.stopped_by else ""))
+    lines.append(f"{ok}/{len(fr.hosts)} {n}(s) ok" + (f"; stopped: {fr.stopped_by}"
+                                                       if fr.stopped_by else ""))
+    for note in fr.notes:
+        lines.append(f"note: {note}")
     if fr.report:
         lines.append(f"report: {fr.report}")
     if fr.failed_file:
-        lines.append(f"failed hosts: {fr.failed_file} (rerun them with --hosts @{fr.failed_file})")
+        lines.append(f"failed {n}s: {fr.failed_file} (rerun them with --{n}s @{fr.failed_file})")
     return "\n".join(lines)
 
 
-def write_reports(fr: FleetResult, opts: Options, budget: Budget, prep: Prepared, seconds: float,
-                  redact: Redactor) -> None:
+def write_reports(fr: FleetResult, opts: Options, budget: Budget, source_commit: str | None,
+                  seconds: float, redact: Redactor) -> None:
     d = Path(opts.report_dir).expanduser()
     d.mkdir(parents=True, exist_ok=True)
     rep: dict[str, Any] = {
         "command": fr.command, "finished_at": now_iso(), "seconds": round(seconds, 2),
-        "project": str(opts.project), "source_commit": prep.commit,
+        "kind": fr.noun, "notes": fr.notes,
+        "project": str(opts.project), "source_commit": source_commit,
         "budget": {"max_fail_pct": budget.pct, "hosts": budget.total,
                    "allowed_failures": budget.allowed, "rule": budget.sentence()},
         "parallel": opts.parallel, "canary": opts.canary, "stopped_by": fr.stopped_by,
         "exit_code": fr.exit_code,
-        "hosts": [{k: v for k, v in asdict(r).items() if k not in ("last_line", "tail")}
-                  for r in fr.hosts],
+        # "hosts" or "projects": one entry per item, with its result
+        f"{fr.noun}s": [{k: v for k, v in asdict(r).items() if k not in ("last_line", "tail")}
+                        for r in fr.hosts],
     }
     fr.data = json.loads(redact(json.dumps(rep)))
     fr.report = d / "report.json"

@@ -26,7 +26,7 @@ from typing import Any
 from invoke.exceptions import Exit
 
 from . import __version__
-from .errors import EXIT_INTERRUPTED, UpgradeError
+from .errors import EXIT_INTERRUPTED, UpgradeAvailable, UpgradeError
 from .report import build_report
 from .runstate import Run
 from .wording import for_user
@@ -74,10 +74,11 @@ def document(command: str, run: Run | None, exc: BaseException | None, code: int
         "schema": SCHEMA,
         "tool": f"praxis-upgrade {__version__}",
         "command": command,
-        "ok": code == 0,
+        "ok": code == 0 or isinstance(exc, UpgradeAvailable),
         "exit_code": code,
         "result": result_of(run),
-        "error": error_json(exc, code) if exc is not None else None,
+        "error": error_json(exc, code) if exc is not None and not isinstance(
+            exc, UpgradeAvailable) else None,
     }
 
 

@@ -41,9 +41,12 @@ from .redact import redact
 PHASE_TASKS = ("preflight", "backup", "content", "server", "validate", "cleanup")
 RUN = (*PHASE_TASKS, "upgrade")
 #: Commands that act on one install: locally, or on each host with ``--hosts``.
-INSTALL_COMMANDS = (*RUN, "rollback", "status")
-REMOTE = ("upgrade", "rollback", "status")
-ALL = (*INSTALL_COMMANDS, "demo")
+INSTALL_COMMANDS = (*RUN, "rollback", "status", "check")
+#: Commands that also run on remote hosts (--hosts) and over several projects (--projects).
+REMOTE = ("upgrade", "rollback", "status", "check")
+#: Upgrade and check read a source.
+SOURCED = (*RUN, "check")
+ALL = (*INSTALL_COMMANDS, "discover", "schedule", "demo")
 
 _TRUE = frozenset({"1", "true", "yes", "on", "y"})
 _FALSE = frozenset({"0", "false", "no", "off", "n", ""})
@@ -60,13 +63,15 @@ class Spec:
     low: float | None = None  # allowed range (inclusive)
     high: float | None = None
     metavar: str = ""
+    #: kept in the session's checkpoint even though hosts do not take it (a resume uses it)
+    record: bool = False
 
 
 def opt(default: Any, help: str, tasks: Sequence[str] = (), *, host: Sequence[str] = (),
         choices: Sequence[str] = (), low: float | None = None, high: float | None = None,
-        metavar: str = "") -> Any:
+        metavar: str = "", record: bool = False) -> Any:
     """Declare an option: a dataclass field whose metadata is its :class:`Spec`."""
-    spec = Spec(help, tuple(tasks), tuple(host), tuple(choices), low, high, metavar)
+    spec = Spec(help, tuple(tasks), tuple(host), tuple(choices), low, high, metavar, record)
     if isinstance(default, (list, dict, set)):
         raise TypeError("mutable defaults are not options")
     return field(default=default, metadata={"spec": spec})
@@ -78,15 +83,19 @@ class Options:
 
     # -- what to upgrade -------------------------------------------------------------------
     source: str = opt(
-        "", "prAxIs OS source: a clean git checkout, or a git URL (cloned to a temp dir).", RUN,
-        host=("upgrade",), metavar="PATH|URL")
+        "", "prAxIs OS source: a clean git checkout, or a git URL (cloned to a temp dir).",
+        (*SOURCED, "discover", "schedule"), host=("upgrade", "check"), metavar="PATH|URL")
     project: Path = opt(
         Path(), "Project directory holding .praxis-os/ (default: the current directory).",
-        INSTALL_COMMANDS, host=REMOTE, metavar="DIR")
+        (*INSTALL_COMMANDS, "schedule"), host=REMOTE, metavar="DIR")
+    projects: str = opt(
+        "", "Several projects at once: a glob (~/code/*), a comma-separated list, or @FILE (one "
+        "per line; a failed.txt works). Each keeps its own lock, backup and reports; --canary, "
+        "--parallel and --max-fail apply as to hosts.", REMOTE, metavar="GLOB|@FILE")
     ref: str = opt("", "Upgrade to this branch, tag or commit of the source (a path or a URL) "
                    "instead of what is checked out (read from a temporary clone: your checkout "
-                   "is left as it is); the plan and the reports name it.", RUN,
-                   metavar="BRANCH|TAG|COMMIT")
+                   "is left as it is); the plan and the reports name it.",
+                   (*SOURCED, "discover", "schedule"), host=("check",), metavar="BRANCH|TAG|COMMIT")
     dry_run: bool = opt(False, "Print the plan and exit; writes nothing at all.", RUN,
                         host=("upgrade",))
     yes: bool = opt(False, "Never prompt.", (*RUN, "rollback"))
@@ -115,6 +124,15 @@ class Options:
                      choices=("rebuild", "defer", "skip"))
     no_restart: bool = opt(False, "Do not stop or restart the running MCP server.",
                            (*RUN, "rollback"), host=("upgrade", "rollback"))
+    git_commit: bool = opt(False, "When the project is a git repository tracking .praxis-os/: commit "
+                           "exactly the files this upgrade changed (refused up front if the "
+                           "index has staged changes or those files have other edits); a "
+                           "rollback then makes a revert commit.", RUN, host=("upgrade",))
+    backup_to: str = opt("", "Also copy each verified backup off the machine before anything "
+                         "changes: user@host:/abs/path (SFTP, host keys as for --hosts) or an "
+                         "rclone remote (name:path); verified on arrival; a rollback fetches it "
+                         "back when the local backup is gone or damaged.", RUN, metavar="REMOTE",
+                         record=True)
     backup: str = opt("", "Backup id to restore (default: the latest). Newer upgrades are undone "
                       "first.", ("rollback",), host=("rollback",), metavar="ID")
     debug: bool = opt(False, "Show tracebacks for errors.", ALL)
@@ -137,11 +155,11 @@ class Options:
                      metavar="HOSTS|@FILE")
     limit: str = opt("", "With an inventory: only these hosts or groups (Ansible's --limit: "
                      "web,db  !db1  web:&prod  ~regex  @retry-file).", REMOTE, metavar="PATTERN")
-    parallel: int = opt(1, "How many hosts at a time.", REMOTE, low=1, metavar="N")
-    canary: int = opt(0, "Upgrade this many hosts first; if any canary fails, the rollout stops.",
-                      ("upgrade",), low=0, metavar="K")
-    max_fail: float = opt(0.0, "Failure budget in percent of all hosts: the rollout stops before "
-                          "its next batch once MORE than this share of all hosts has failed "
+    parallel: int = opt(1, "How many hosts (or projects) at a time.", REMOTE, low=1, metavar="N")
+    canary: int = opt(0, "Upgrade this many hosts (or projects) first; if any canary fails, the "
+                      "rollout stops.", ("upgrade",), low=0, metavar="K")
+    max_fail: float = opt(0.0, "Failure budget in percent of all hosts (or projects): the rollout "
+                          "stops before its next batch once MORE than this share has failed "
                           "(0: any failure stops it).", ("upgrade",), low=0, high=100,
                           metavar="PCT")
     accept_new_host_keys: bool = opt(False, "Trust and record host keys not yet in known_hosts "
@@ -158,6 +176,20 @@ class Options:
                           "logs (default ~/.cache/praxis-upgrade).", REMOTE, metavar="DIR")
     report_dir: str = opt(".praxis-fleet", "Where the fleet report (report.json) and failed.txt "
                           "are written.", REMOTE, metavar="DIR")
+    # -- discover and schedule -------------------------------------------------------------------
+    directory: str = opt("", "Directory to search for installs (.praxis-os/, .agent-os/), "
+                         "recursively.", ("discover",), metavar="DIR")
+    every: str = opt("", "When the schedule runs: hourly, daily, weekly, or five cron "
+                     "fields ('0 3 * * 1-5').", ("schedule",), metavar="WHEN")
+    job: str = opt("check", "What the schedule runs: check (logs whether an upgrade is available) "
+                   "or upgrade (--yes --on-conflict keep; never a downgrade).", ("schedule",),
+                   choices=("check", "upgrade"))
+    show: bool = opt(False, "Show the schedules installed (every project's).",
+                     ("schedule",))
+    remove: bool = opt(False, "Remove this project's schedule.", ("schedule",))
+    backend: str = opt("auto", "Where the schedule lives: cron, a systemd user timer, or auto "
+                       "(systemd where it runs with lingering on, else cron).", ("schedule",),
+                       choices=("auto", "cron", "systemd"))
     # -- the demo ---------------------------------------------------------------------------------
     keep: bool = opt(False, "Keep the demo directory and print its path.", ("demo",))
 
@@ -169,7 +201,7 @@ class Options:
         options, so a resume can tell a different source from the same one)."""
         out: dict[str, Any] = {}
         for f in _fields():
-            if "upgrade" in _spec(f).host:
+            if "upgrade" in _spec(f).host or _spec(f).record:
                 value = _jsonable(getattr(self, f.name))
                 out[f.name] = redact(value) if isinstance(value, str) else value
         return out

@@ -293,6 +293,17 @@ class Plan:
             out.update(server_tree)
         return out
 
+    def changed_paths(self, install: Install) -> list[Path]:
+        """Every file this upgrade may write or delete, as absolute paths (what ``--git-commit``
+        commits: the content actions with the files written beside yours, the server files
+        added, updated, removed or replaced, ``.gitignore`` and the version records)."""
+        rels = list(self.touched_paths())
+        rels += [*self.server.added, *self.server.updated, *self.server.removed,
+                 *self.server.user_modified]  # (already "mcp_server/...")
+        out = [install.path(r) for r in dict.fromkeys(rels)]
+        out += [install.installed_manifest, install.version_record, install.update_log]
+        return out
+
     @property
     def is_noop(self) -> bool:
         """Already at the target commit with nothing to write: no session, no backup."""

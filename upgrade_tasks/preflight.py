@@ -19,13 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import index, planview, procs
+from . import gitcommit, index, offsite, planview, procs
 from .backup_store import estimate_size
 from .checkpoint import PHASES, unfinished_session
 from .errors import ConflictAbort, PreflightError, UsageError
 from .fsutil import lstat_or_none, tree_size
 from .installed import Base, load_base
-from .layout import Install, SymlinkInPath
+from .layout import PRAXIS_DIR, Install, SymlinkInPath
 from .lock import check_lock_file, describe_owner, probe_lock
 from .manifest import read_installed_manifest
 from .mcp_client import tools_declared
@@ -225,6 +225,31 @@ def check_downgrade(source: Source, installed: str | None, allow: bool) -> str |
     return f"downgrade from {installed[:10]} to {source.short} (--allow-downgrade)"
 
 
+def check_git(install: Install, plan: Plan) -> str:
+    """``--git-commit``: the project is a git repository tracking the install, and it is ready
+    for a commit of exactly this upgrade's files (nothing staged, no other edits to them), or
+    the run is refused before any change (exit 3). Returns the repository's root."""
+    repo = gitcommit.repo_of(install.project)
+    if repo is None:
+        raise PreflightError(f"--git-commit: {install.project} is not in a git repository",
+                             "there is nothing to commit the upgrade to",
+                             "run without --git-commit, or put the project under git first")
+    if plan.migrate_from:
+        raise PreflightError(
+            f"--git-commit: this upgrade moves {plan.migrate_from}/ to {PRAXIS_DIR}/",
+            "the move touches every file of the install, yours included, and is not one "
+            "upgrade's change set", f"upgrade once without --git-commit and commit the move "
+            f"yourself (git add -A {plan.migrate_from} {PRAXIS_DIR}); later upgrades can use it")
+    if not gitcommit.tracks_install(repo, install.root):
+        raise PreflightError(
+            f"--git-commit: git does not track {install.root.name}/ in {repo}",
+            "only an install that is committed can get the upgrade's commit",
+            f"commit it first (git add {install.root.name} && git commit), or run without "
+            "--git-commit")
+    gitcommit.check_ready(repo, plan.changed_paths(install))
+    return str(repo)
+
+
 def ask_conflicts(plan: Plan, install: Install, source: Source, reader: BlobReader,
                   prompt: Callable[[str], str] = input, say: Callable[[str], None] = print) -> None:
     """``--on-conflict ask``: show a diff per conflict and take the user's decision."""
@@ -266,6 +291,8 @@ def run_preflight(install: Install, opts: Options, interactive: bool = False,
     first (the questions are about it), then each conflict is asked through ``ask``."""
     check_target(install)
     on_conflict = opts.on_conflict
+    if opts.backup_to:  # a destination we cannot use is bad input, refused before anything
+        offsite.parse_destination(opts.backup_to)
     source = open_source(opts.source, ref=opts.ref)
     manifest, _note = read_installed_manifest(install.installed_manifest)
     hist = source.history()
@@ -325,6 +352,8 @@ def run_preflight(install: Install, opts: Options, interactive: bool = False,
         reader.close()
     check_bookkeeping(install)
     check_writable(install, plan)
+    if opts.git_commit:
+        check_git(install, plan)
     staged = sum(f.size for f in source.server_files.values()) if plan.server.changed else 0
     written = sum(source.files[a.target].size for a in plan.actions
                   if a.action in ("add", "update", "conflict") and a.target in source.files)

@@ -54,6 +54,22 @@ def pids() -> Iterator[int]:
     return (p for p in found if p != me)
 
 
+def names() -> set[str]:
+    """The names (``comm``) of every process this user can see: "is a cron daemon running?"."""
+    if psutil is not None:
+        out = set()
+        for proc in psutil.process_iter(["name"]):
+            if proc.info.get("name"):
+                out.add(proc.info["name"])
+        return out
+    found = set()
+    for pid in pids():
+        comm = _read(f"/proc/{pid}/comm")
+        if comm:
+            found.add(comm.decode(errors="replace").strip())
+    return found
+
+
 def inspect(pid: int) -> Proc | None:
     """The process ``pid`` (``None`` when it is gone, or its command line cannot be read)."""
     if psutil is not None:

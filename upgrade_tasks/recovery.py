@@ -18,10 +18,11 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
-from . import backup_store, fsutil, report, signals
+from . import backup_store, fsutil, gitcommit, offsite, report, signals
 from . import venv as venv_mod
-from .backup_store import Backup
+from .backup_store import Backup, verify_backup
 from .checkpoint import Session, Status, list_sessions, now_iso, unfinished_session
 from .errors import RollbackError, StateError, UpgradeError, UsageError
 from .fsutil import atomic_write_json, sweep_temp_files
@@ -93,6 +94,8 @@ def rollback_session(run: Run, s: Session, reason: str) -> RestoreResult:
         try:
             if s.status != Status.ROLLING_BACK:
                 s.set_status(Status.ROLLING_BACK, error=reason)
+            for line in bring_back(run, [s]):
+                run.say(f"  {line}")
             b = backup_store.load_backup(inst, s.backup_id)
             _stop_servers(inst, run.opts)
             res = restore_backup(inst, b, allowed_after(b, s))
@@ -190,6 +193,29 @@ def last_undoable(inst: Install, ids: list[str]) -> str | None:
     live = [bid for bid in ids if bid not in by_backup
             or by_backup[bid].status not in (Status.ROLLED_BACK, Status.ABORTED)]
     return live[-1] if live else None
+
+
+def _revert_git(inst: Install, s: Session) -> str:
+    """After the files of an upgrade made with ``--git-commit`` are restored: a commit that
+    records it (a revert of the upgrade's commit), or exactly why it was not made. The rollback
+    itself has succeeded either way."""
+    upgrade_sha = str(s.artifacts(5)["git_commit"])
+    a0 = s.artifacts(0)
+    old, new = str(a0.get("installed_commit") or "unknown")[:7], str(a0.get("source_commit"))[:7]
+    repo = gitcommit.repo_of(inst.project)
+    if repo is None or s.plan is None:
+        return (f"git: the revert of {upgrade_sha[:10]} was NOT committed: the project is no "
+                "longer in a git repository (the files are restored)")
+    message = (f"praxis-os: revert upgrade {old} -> {new}\n\nThe rollback restored the files of "
+               f"upgrade session {s.id}.\n\nThis reverts commit {upgrade_sha}.")
+    try:
+        sha = gitcommit.revert_paths(repo, upgrade_sha, Plan.from_json(s.plan).changed_paths(inst),
+                                     message)
+    except UpgradeError as exc:
+        return (f"git: the revert of {upgrade_sha[:10]} was NOT committed (the files are restored): "
+                f"{exc.why}; {exc.hint}")
+    return (f"git: revert commit {sha[:10]} (of {upgrade_sha[:10]})" if sha else
+            f"git: nothing to commit for the revert of {upgrade_sha[:10]} (already as before)")
 
 
 def plan_chain(inst: Install, ids: list[str], wanted: str, un: Session | None) -> Chain:
@@ -291,18 +317,43 @@ def finish_interrupted(run: Run) -> str | None:
     return f"finished the interrupted rollback to backup {chain.target}: " + "; ".join(done)
 
 
-def manual_rollback(opts: Options) -> str:
-    """``invoke rollback``: restore the latest backup (or ``--backup ID``), newest first."""
+def bring_back(run: Run, sessions: list[Session]) -> list[str]:
+    """Backups also kept off the machine (``--backup-to``) are fetched back, checked against
+    the manifest that was pushed, when the local copy is missing or damaged; one line each."""
+    out = []
+    for s in sessions:
+        rec, bid = s.artifacts(1).get("offsite"), s.backup_id
+        if not isinstance(rec, dict) or not bid:
+            continue
+        try:
+            verify_backup(backup_store.load_backup(run.install, bid))
+            continue
+        except (UpgradeError, OSError):
+            pass
+        dest = offsite.parse_destination(str(rec.get("spec", "")))
+        offsite.fetch(dest, bid, run.install.backups_dir, run.connect,
+                      expect_manifest_sha256=rec.get("manifest_sha256"))
+        out.append(f"fetched backup {bid} back from {rec.get('where') or dest.spec} (the local "
+                   "copy was missing or damaged)")
+    return out
+
+
+def manual_rollback(opts: Options, connect: Callable[[Any], Any] | None = None) -> str:
+    """``invoke rollback``: restore the latest backup (or ``--backup ID``), newest first.
+    ``connect``: how to reach an SFTP ``--backup-to`` destination (see :class:`Run`)."""
     inst = find_install(opts.project)
     check_target(inst)
     signals.install_handlers()
     run = Run.of(opts)
+    run.connect = connect
     try:
         finished = finish_interrupted(run)
     finally:
         run.release()
     if finished is not None:
         return finished + f"\n  restored server: {revalidate(run.install, opts)}"
+    fetched = bring_back(run, [s for s in list_sessions(inst)
+                               if s.status not in (Status.ROLLED_BACK, Status.ABORTED)])
     ids = backup_store.list_backups(inst)
     un = unfinished_session(inst)
     if not ids and un is None:
@@ -328,8 +379,10 @@ def manual_rollback(opts: Options) -> str:
         restore_s = time.monotonic() - t0
     finally:
         run.release()
-    lines = ["rollback complete:"] + [f"  {d}" for d in done]
+    lines = ["rollback complete:"] + [f"  {d}" for d in [*fetched, *done]]
     lines.append(f"  restored in {restore_s:.2f}s (the server's check follows)")
+    lines += [f"  {_revert_git(inst, sess)}" for _bid, sess in chain.links
+              if sess is not None and sess.artifacts(5).get("git_commit")]
     lines.append(f"  restored server: {revalidate(inst, opts)}")
     if http_was_running:
         try:

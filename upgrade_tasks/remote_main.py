@@ -18,15 +18,16 @@ import uuid
 from pathlib import Path
 
 from . import __version__, options
+from .check import check
 from .driver import run_upgrade
-from .errors import UpgradeError, exit_status
+from .errors import EXIT_UPGRADE_AVAILABLE, UpgradeError, exit_status
 from .options import Options
 from .recovery import manual_rollback
 from .server_process import pid_alive
 from .status import status_json, status_text
 
 #: The engine's commands (each takes the options declared for it in options.py).
-COMMANDS = ("upgrade", "rollback", "status")
+COMMANDS = ("upgrade", "rollback", "status", "check")
 
 
 def _run_engine(cmd: str, opts: Options, as_json: bool) -> int:
@@ -35,6 +36,10 @@ def _run_engine(cmd: str, opts: Options, as_json: bool) -> int:
             run_upgrade(opts)
         elif cmd == "rollback":
             print(manual_rollback(opts), flush=True)
+        elif cmd == "check":
+            res = check(opts)
+            print(res.text(), flush=True)
+            return EXIT_UPGRADE_AVAILABLE if res.upgrade_available else 0
         elif as_json:
             print(json.dumps(status_json(opts), sort_keys=True), flush=True)
         else:

@@ -52,6 +52,9 @@ class Run:
     notes: list[str] = field(default_factory=list)
     #: the command's result as data (the ``--json`` document's ``result``)
     result: dict[str, Any] = field(default_factory=dict)
+    #: how to reach an SFTP ``--backup-to`` destination: the edge passes the fleet's connector
+    #: (same host-key rules and ``--identity``); None: offsite's own default
+    connect: Callable[[Any], Any] | None = None
 
     def __post_init__(self) -> None:
         if self.out is None:

@@ -36,9 +36,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import psutil
 from filelock import FileLock, Timeout
 
+from . import procs
 from .checkout import is_git_url
 from .errors import UsageError
 from .fsutil import atomic_write_bytes
@@ -489,8 +489,8 @@ def _cron_daemon_note() -> str:
         return ""
     daemons = {"cron", "crond", "cronie", "fcron", "dcron"}
     try:
-        running = any(p.info["name"] in daemons for p in psutil.process_iter(["name"]))
-    except psutil.Error:
+        running = bool(daemons & procs.names())
+    except OSError:
         return ""
     return "" if running else ("no cron daemon is running on this machine: the entry runs once one is "
                                "(Debian/Ubuntu: `systemctl enable --now cron`)")

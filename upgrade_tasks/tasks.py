@@ -10,16 +10,18 @@ of a checkout and the ``praxis-upgrade`` command both use :data:`ns`.
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from invoke.collection import Collection
 from invoke.tasks import Task
 
-from . import driver, fleet, options
+from . import check as check_mod
+from . import driver, fleet, options, projects, schedule_task
 from . import status as status_mod
 from .cli import EXECUTOR, make_task
 from .demo import run_demo
-from .errors import UpgradeError
+from .errors import EXIT_UPGRADE_AVAILABLE, UpgradeAvailable, UpgradeError
 from .recovery import manual_rollback
 from .runstate import Run
 
@@ -45,58 +47,94 @@ for _n in range(len(options.PHASE_TASKS)):
 preflight, backup, content, server, validate, cleanup = PHASES
 
 
-def _fleet(command: str, run: Run) -> None:
-    """With --hosts: the same command on each host over SSH (upgrade_tasks/fleet.py)."""
-    fr = fleet.rollout(command, run.opts)
+def _many(command: str, run: Run) -> bool:
+    """With --hosts (each host over SSH, upgrade_tasks/fleet.py) or --projects (each project in
+    its own process, upgrade_tasks/projects.py): the command over all of them, by the same
+    rollout rules. False when the command is for one install."""
+    o = run.opts
+    if not (o.hosts or o.projects):
+        return False
+    if o.hosts:
+        fr = fleet.rollout(command, o)
+    else:
+        tty = sys.stdin is not None and sys.stdin.isatty()
+        ask = command == "upgrade" and tty and not o.yes and not o.dry_run
+        fr = projects.rollout(command, o, (lambda q: run.ui.ask(q).strip().lower() in ("y", "yes"))
+                              if ask else None)
     run.result.update(outcome="fleet", fleet=fr.data)
+    if fr.exit_code == EXIT_UPGRADE_AVAILABLE:
+        raise UpgradeAvailable()
     if fr.exit_code:
-        raise FleetFailed(fr.exit_code, f"{command}: {sum(r.result != 'ok' for r in fr.hosts)} of "
-                          f"{len(fr.hosts)} host(s) not ok"
-                          + (f"; stopped: {fr.stopped_by}" if fr.stopped_by else ""))
+        n = fr.noun
+        raise RolloutFailed(fr.exit_code, n, f"{command}: {sum(r.result != 'ok' for r in fr.hosts)} "
+                            f"of {len(fr.hosts)} {n}(s) not ok"
+                            + (f"; stopped: {fr.stopped_by}" if fr.stopped_by else ""))
+    return True
 
 
-class FleetFailed(UpgradeError):
-    """Some hosts failed (exit 9), or the rollout stopped (exit 10); the table says which."""
+class RolloutFailed(UpgradeError):
+    """Some hosts or projects failed (exit 9), or the rollout stopped (exit 10); the table says
+    which."""
 
-    ref = "hosts-failed"
+    ref = "rollout-failed"
 
-    def __init__(self, code: int, what: str) -> None:
+    def __init__(self, code: int, noun: str, what: str) -> None:
         super().__init__(what, "see the summary table above",
-                         "rerun the failed hosts with --hosts @.praxis-fleet/failed.txt")
+                         f"rerun the failed ones with --{noun}s @.praxis-fleet/failed.txt")
         self.exit_code = code
 
 
 def _upgrade(run: Run) -> None:
-    if run.opts.hosts:
-        _fleet("upgrade", run)
+    _many("upgrade", run)
     driver.finish(run)
 
 
 def _rollback(run: Run) -> None:
-    if run.opts.hosts:
-        _fleet("rollback", run)
-    else:
-        text = manual_rollback(run.opts)
-        run.say(text)
-        run.result.update(outcome="rolled-back", summary=text.splitlines(),
-                          status=status_mod.inspect(run.opts).to_json())
+    if _many("rollback", run):
+        return
+    text = manual_rollback(run.opts, run.connect)
+    run.say(text)
+    run.result.update(outcome="rolled-back", summary=text.splitlines(),
+                      status=status_mod.inspect(run.opts).to_json())
 
 
 def _status(run: Run) -> None:
-    if run.opts.hosts:
-        _fleet("status", run)
-    else:
-        st = status_mod.inspect(run.opts)
-        run.result.update(st.to_json())
-        run.say(st.text())
+    if _many("status", run):
+        return
+    st = status_mod.inspect(run.opts)
+    run.result.update(st.to_json())
+    run.say(st.text())
+
+
+def _check(run: Run) -> None:
+    if _many("check", run):
+        return
+    res = check_mod.check(run.opts)
+    run.result.update(res.to_json())
+    run.say(res.text())
+    if res.upgrade_available:
+        raise UpgradeAvailable()
+
+
+def _discover(run: Run) -> None:
+    found = projects.discover(run.opts)
+    run.result.update(outcome="discovered", installs=[f.to_json() for f in found])
+    run.say(projects.discover_text(found, run.opts.directory or "."))
+
+
+def _schedule(run: Run) -> None:
+    run.result.update(schedule_task.run(run.opts))
+    for line in run.result.get("lines", []):
+        run.say(line)
 
 
 upgrade = make_task(
     "upgrade", _upgrade,
     "Upgrade an install: phases 0-5, resumable, rolled back on failure (upgrade_tasks/driver.py)."
-    "\n\nWith --hosts the same upgrade runs on each host over SSH (upgrade_tasks/fleet.py): the "
-    "rollout stops before its next batch once MORE than --max-fail percent of all hosts have "
-    "failed, and at once if a --canary host fails.", pre=[cleanup])
+    "\n\nWith --hosts the same upgrade runs on each host over SSH (upgrade_tasks/fleet.py), with "
+    "--projects on each listed project (upgrade_tasks/projects.py): the rollout stops before its "
+    "next batch once MORE than --max-fail percent of them have failed, and at once if a --canary "
+    "fails.", pre=[cleanup])
 rollback = make_task(
     "rollback", _rollback,
     "Undo the last upgrade (or back to --backup ID) and verify (upgrade_tasks/recovery.py).")
@@ -104,11 +142,23 @@ status = make_task(
     "status", _status,
     "Show the install's session, phases, lock and backups, with the command to go on "
     "(upgrade_tasks/status.py).")
+check = make_task(
+    "check", _check,
+    "Is an upgrade available from --source? Exit 0 up to date, 11 available; reads only "
+    "(upgrade_tasks/check.py).")
+discover = make_task(
+    "discover", _discover,
+    "List every install below --directory with its installed commit (and, with --source, "
+    "whether it is behind) (upgrade_tasks/projects.py).", positional=["directory"])
+schedule = make_task(
+    "schedule", _schedule,
+    "Install (--every WHEN --job check|upgrade), --show or --remove a per-user schedule: "
+    "crontab or a systemd user timer (upgrade_tasks/schedule.py).")
 demo = make_task(
     "demo", lambda run: run.result.update(run_demo(keep=run.opts.keep, out=run.ui)),
     "Run an upgrade and a rollback on a generated sample (upgrade_tasks/demo.py).")
 
-ns = Collection(*PHASES, upgrade, rollback, status, demo)
+ns = Collection(*PHASES, upgrade, rollback, status, check, discover, schedule, demo)
 ns.configure({"upgrade": options.config_defaults(),
               "tasks": {"executor_class": EXECUTOR, "dedupe": True},
               "run": {"in_stream": False}})

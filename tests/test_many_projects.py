@@ -1,0 +1,216 @@
+"""Issue 15.1 and 15.3: many projects at once (``--projects``, ``discover``), ``check`` and the
+``schedule`` task, with real git sources, real projects, real processes and the real crontab."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import jsonschema
+import pytest
+from conftest import invoke, praxis, upgrade
+from test_schedule import crontab_l, crontab_set
+
+from upgrade_tasks.errors import EXIT_UPGRADE_AVAILABLE
+from upgrade_tasks.jsondoc import SCHEMA_PATH
+from upgrade_tasks.sample import make_project, tree_digest
+from upgrade_tasks.sample_source import SampleSource
+
+VALIDATOR = jsonschema.Draft202012Validator(json.loads(SCHEMA_PATH.read_text()))
+P = ".praxis-os"
+
+
+def doc(out: str) -> dict[str, object]:
+    d = json.loads(out)
+    errors = list(VALIDATOR.iter_errors(d))
+    assert not errors, [f"{list(e.path)}: {e.message}" for e in errors[:5]]
+    return d  # type: ignore[no-any-return]
+
+
+def installed(project: Path) -> str | None:
+    v = project / P / "VERSION.json"
+    return json.loads(v.read_text())["installed_commit"] if v.exists() else None  # type: ignore[no-any-return]
+
+
+def whole_tree(project: Path) -> dict[str, tuple[str, int, float]]:
+    """Everything, bookkeeping and mtimes included: a read-only command changes none of it."""
+    return tree_digest(project, exclude=(), mtimes=True)
+
+
+# -- check --------------------------------------------------------------------------------------
+def test_check_says_available_then_up_to_date_and_writes_nothing(project: Path,
+                                                                source: SampleSource) -> None:
+    before = whole_tree(project)
+    r = invoke("check", "--source", str(source.path), "--project", str(project))
+    assert r.code == EXIT_UPGRADE_AVAILABLE, r.text
+    assert f"installed {source.v1[:10]}, available {source.v2[:10]}" in r.out
+    assert "1 upstream commit(s)" in r.out and "files changed" in r.out
+    assert r.err == ""  # exit 11 is not an error: nothing on stderr
+    assert whole_tree(project) == before
+    d = doc(invoke("check", "--source", str(source.path), "--project", str(project), "--json").out)
+    assert d["ok"] is True and d["exit_code"] == 11 and d["error"] is None
+    assert d["result"]["upgrade_available"] is True and d["result"]["commits_behind"] == 1  # type: ignore[index]
+    # the same through a URL: git ls-remote, nothing cloned
+    r = invoke("check", "--source", f"file://{source.path}", "--project", str(project))
+    assert r.code == 11 and "commits not counted" in r.out, r.text
+    assert upgrade(source, project).code == 0
+    r = invoke("check", "--source", str(source.path), "--project", str(project))
+    assert r.code == 0 and r.out.startswith("up to date"), r.text
+    r = invoke("check", "--source", str(source.path), "--ref", source.v1, "--project", str(project))
+    assert r.code == 0 and "newer than the source" in r.out, r.text
+
+
+def test_check_recognises_an_installers_install(project: Path, source: SampleSource) -> None:
+    (project / P / ".installed-manifest.json").unlink()  # as the real installers leave it
+    r = praxis("check", "--source", str(source.path), "--project", str(project))
+    assert r.code == 11, r.text
+    assert f"installed {source.v1[:10]}" in r.out
+    r = invoke("check", "--project", str(project))
+    assert r.code == 2 and "no source given" in r.err
+
+
+# -- --projects ---------------------------------------------------------------------------------
+@pytest.fixture
+def fleet_of_projects(tmp_path: Path, source: SampleSource) -> list[Path]:
+    return [make_project(tmp_path / "code" / f"app{i}", source.path, source.v1) for i in range(4)]
+
+
+def report(tmp_path: Path) -> dict[str, object]:
+    return json.loads((tmp_path / "rep" / "report.json").read_text())  # type: ignore[no-any-return]
+
+
+def test_projects_one_failure_touches_no_other_then_failed_txt_reruns(
+        tmp_path: Path, source: SampleSource, fleet_of_projects: list[Path]) -> None:
+    apps = fleet_of_projects
+    os.symlink(apps[0], tmp_path / "code" / "alias0")  # the same project a second time
+    broken = apps[2]
+    (broken / P / "mcp_server").rename(tmp_path / "elsewhere")  # this one fails: a symlinked
+    os.symlink(tmp_path / "elsewhere", broken / P / "mcp_server")  # area is refused
+    before_broken = tree_digest(broken / P)
+    r = invoke("upgrade", "--source", str(source.path), "--projects", str(tmp_path / "code" / "*"),
+               "--parallel", "2", "--max-fail", "50", "--report-dir", str(tmp_path / "rep"),
+               timeout=300)
+    assert r.code == 9, r.text
+    assert "handled once" in r.out and "alias0" in r.out
+    assert "3/4 project(s) ok" in r.out
+    assert [installed(a) for a in apps] == [source.v2, source.v2, None, source.v2]
+    assert tree_digest(broken / P) == before_broken  # refused before any change
+    rep = report(tmp_path)
+    assert rep["kind"] == "project" and len(rep["projects"]) == 4  # type: ignore[arg-type]
+    failed = (tmp_path / "rep" / "failed.txt").read_text().split()
+    assert failed == [str(broken)]
+    (broken / P / "mcp_server").unlink()
+    (tmp_path / "elsewhere").rename(broken / P / "mcp_server")
+    r = invoke("upgrade", "--source", str(source.path), "--projects", f"@{tmp_path / 'rep' / 'failed.txt'}",
+               "--report-dir", str(tmp_path / "rep"))
+    assert r.code == 0 and "1/1 project(s) ok" in r.out, r.text
+    assert installed(broken) == source.v2
+    # status, check and rollback over all of them, with --json
+    r = invoke("check", "--source", str(source.path), "--projects", ",".join(map(str, apps)),
+               "--json", "--report-dir", str(tmp_path / "rep"))
+    assert r.code == 0, r.text
+    assert all(p["result"] == "ok" for p in doc(r.out)["result"]["fleet"]["projects"])  # type: ignore[index]
+    r = invoke("rollback", "--projects", ",".join(map(str, apps[:2])), "--report-dir",
+               str(tmp_path / "rep"))
+    assert r.code == 0, r.text
+    assert [installed(a) for a in apps[:2]] == [None, None]
+    r = invoke("check", "--source", str(source.path), "--projects", ",".join(map(str, apps)),
+               "--report-dir", str(tmp_path / "rep"))
+    assert r.code == 11 and "upgrade available" in r.out, r.text
+
+
+def test_a_failed_canary_stops_the_projects(tmp_path: Path, source: SampleSource,
+                                            fleet_of_projects: list[Path]) -> None:
+    apps = fleet_of_projects
+    (apps[0] / P / "mcp_server").rename(tmp_path / "elsewhere")
+    os.symlink(tmp_path / "elsewhere", apps[0] / P / "mcp_server")
+    r = invoke("upgrade", "--source", str(source.path), "--projects", ",".join(map(str, apps)),
+               "--canary", "1", "--parallel", "3", "--report-dir", str(tmp_path / "rep"), "--json")
+    assert r.code == 10, r.text
+    d = doc(r.out)
+    rows = d["result"]["fleet"]["projects"]  # type: ignore[index]
+    assert [p["result"] for p in rows] == ["failed", "skipped", "skipped", "skipped"]
+    assert all(installed(a) is None for a in apps)
+
+
+def test_projects_sharing_a_venv_run_one_after_the_other(tmp_path: Path, source: SampleSource,
+                                                         fleet_of_projects: list[Path]) -> None:
+    a, b = fleet_of_projects[:2]
+    shared = tmp_path / "shared-venv"
+    shutil.move(str(a / P / "venv"), shared)
+    shutil.rmtree(b / P / "venv")
+    for p in (a, b):
+        os.symlink(shared, p / P / "venv")
+    r = invoke("upgrade", "--source", str(source.path), "--projects", f"{a},{b}", "--parallel", "2",
+               "--report-dir", str(tmp_path / "rep"))
+    assert r.code == 0, r.text
+    assert "shares one venv with" in r.out and "one after the other" in r.out
+    assert installed(a) == installed(b) == source.v2
+
+
+def test_projects_refusals(tmp_path: Path, source: SampleSource, fleet_of_projects: list[Path]) -> None:
+    r = invoke("upgrade", "--source", str(source.path), "--projects", str(tmp_path / "nothing-*"))
+    assert r.code == 2 and "names no project" in r.err, r.text
+    r = invoke("upgrade", "--source", str(source.path), "--projects", str(fleet_of_projects[0]),
+               "--on-conflict", "ask")
+    assert r.code == 2 and "cannot be used with --projects" in r.err, r.text
+    r = invoke("status", "--projects", f"{fleet_of_projects[0]},{tmp_path / 'gone'}")
+    assert r.code == 2 and "do not exist" in r.err, r.text
+
+
+# -- discover ----------------------------------------------------------------------------------
+def test_discover(tmp_path: Path, source: SampleSource) -> None:
+    root = tmp_path / "code"
+    a = make_project(root / "a", source.path, source.v1)
+    make_project(root / "team" / "b", source.path, source.v1)
+    legacy = root / "old"
+    make_project(legacy, source.path, source.v1)
+    (legacy / P).rename(legacy / ".agent-os")
+    make_project(root / "a" / "node_modules" / "pkg", source.path, source.v1)  # never searched
+    os.symlink(a, root / "link-to-a")  # links are not followed
+    assert upgrade(source, a).code == 0
+    r = invoke("discover", str(root), "--source", str(source.path), "--json")
+    assert r.code == 0, r.text
+    found = {Path(f["project"]).name: f for f in doc(r.out)["result"]["installs"]}  # type: ignore[index]
+    assert set(found) == {"a", "b", "old"}
+    assert found["a"]["behind"] is False and found["b"]["behind"] is True
+    assert found["old"]["install"] == ".agent-os"
+    r = invoke("discover", str(tmp_path / "missing"))
+    assert r.code == 2 and "is not a directory" in r.err
+
+
+# -- schedule ----------------------------------------------------------------------------------
+def test_schedule_task_with_the_real_crontab(tmp_path: Path, project: Path, source: SampleSource,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    saved = crontab_l()
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {"HOME": str(home)}
+    crontab_set(None)
+    try:
+        r = invoke("schedule", "--project", str(project), "--source", str(source.path), "--every",
+                   "30 4 * * 1-5", "--job", "check", "--backend", "cron", env=env)
+        assert r.code == 0, r.text
+        tab = crontab_l() or b""
+        assert b"30 4 * * 1-5" in tab and b" check " in tab and str(project).encode() in tab
+        r = invoke("schedule", "--show", "--json", env=env)
+        d = doc(r.out)
+        (entry,) = d["result"]["schedules"]  # type: ignore[index]
+        assert entry["what"] == "check" and entry["project"] == str(project.resolve())
+        # what cron will run works, and logs: run the installed line as cron would
+        line = next(ln for ln in tab.decode().splitlines() if ln.startswith("30 4"))
+        cmd = line.split(" ", 5)[5].replace("\\%", "%")
+        subprocess.run(["/bin/sh", "-c", cmd], env={"PATH": "/usr/bin:/bin", **env}, check=False,
+                       timeout=120)
+        log = (project / P / ".upgrade-state" / "schedule.log").read_text()
+        assert "upgrade available" in log
+        r = invoke("schedule", "--project", str(project), "--remove", env=env)
+        assert r.code == 0 and "removed" in r.out
+        assert crontab_l() is None
+        r = invoke("schedule", "--project", str(project), env=env)
+        assert r.code == 2 and "exactly one of" in r.err
+    finally:
+        crontab_set(saved)

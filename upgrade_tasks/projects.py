@@ -1,0 +1,334 @@
+"""Many projects on this machine at once: ``--projects GLOB|LIST|@FILE`` and ``discover DIR``.
+
+Each project is upgraded (or checked, rolled back, shown) by its own process, the same
+``praxis-upgrade`` command with ``--project P --json``: its own lock, checkpoint, backup and
+reports, and a failure (or a crash) of one never touches another. The rollout rules are the
+fleet's (:func:`upgrade_tasks.fleet.run_rollout`): ``--canary``, ``--parallel``,
+``--max-fail``, printed up front; a summary table, ``report.json`` and ``failed.txt`` (which
+``--projects @failed.txt`` takes back) in ``--report-dir``.
+
+Before anything runs, the list is made safe to run in parallel:
+
+* the same project reached twice (a symlink, ``..``, a trailing slash) is handled once;
+* projects whose ``.praxis-os/venv`` is the same environment (one venv shared by several
+  projects), or whose running server is the same process, are chained: run one after the
+  other in one worker, never at the same time (the dependency install and the server stop
+  of one would otherwise pull the environment from under the other).
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from . import options
+from .check import source_commit
+from .errors import EXIT_UPGRADE_AVAILABLE, Interrupted, UsageError
+from .fleet import Console, FleetResult, HostResult, Redactor, run_rollout
+from .layout import LEGACY_DIR, PRAXIS_DIR, find_install
+from .options import Options
+from .server_process import find_running_servers
+from .status import inspect
+
+#: Directories never searched by ``discover`` (big, and never holding an install of their own).
+SKIP_DIRS = frozenset({".git", ".hg", ".svn", "node_modules", "venv", ".venv", "__pycache__",
+                       ".tox", ".nox", ".mypy_cache", ".cache", "site-packages", PRAXIS_DIR,
+                       LEGACY_DIR})
+#: Options a project's own run must not get (they describe the rollout, not the project).
+ROLLOUT_ONLY = frozenset({"projects", "hosts", "limit", "parallel", "canary", "max_fail",
+                          "report_dir", "json", "project"})
+
+
+def expand(spec: str, cwd: Path | None = None) -> list[Path]:
+    """The projects ``--projects`` names: globs (directories holding an install), comma lists,
+    ``@FILE`` (one per line, ``#`` comments). Order kept; nothing deduplicated yet."""
+    out: list[Path] = []
+    base = cwd or Path.cwd()
+    for part in spec.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        if part.startswith("@"):
+            path = Path(part[1:]).expanduser()
+            try:
+                lines = path.read_text().splitlines()
+            except OSError as exc:
+                raise UsageError(f"cannot read the project list {path}", str(exc),
+                                 "pass --projects @FILE with one project directory per line") from exc
+            out += [base / Path(ln.split("#", 1)[0].strip()).expanduser() for ln in lines
+                    if ln.split("#", 1)[0].strip()]
+        elif any(c in part for c in "*?["):
+            found = sorted(Path(p) for p in glob.glob(str(Path(part).expanduser()), recursive=True))
+            out += [p for p in found if (p / PRAXIS_DIR).is_dir() or (p / LEGACY_DIR).is_dir()]
+        else:
+            out.append(base / Path(part).expanduser())
+    if not out:
+        raise UsageError(f"--projects {spec} names no project",
+                         "no directory matched that holds .praxis-os/ (or .agent-os/)",
+                         "check the pattern, or list the projects: --projects ~/a,~/b or @FILE")
+    return out
+
+
+@dataclass
+class Unit:
+    """Projects run one after the other by one worker (usually one project)."""
+
+    projects: list[Path]
+    why: str = ""
+
+    @property
+    def label(self) -> str:
+        return ",".join(str(p) for p in self.projects)
+
+
+def arrange(paths: list[Path]) -> tuple[list[Unit], list[str]]:
+    """Deduplicate (the same directory twice) and chain projects that share a venv or a
+    running server; returns the units in order and a note for each thing done."""
+    notes: list[str] = []
+    groups: dict[Path, list[Path]] = {}
+    for p in paths:
+        groups.setdefault(Path(os.path.realpath(p)), []).append(p)
+    unique: list[Path] = []
+    for real, names in groups.items():
+        # the name that is the directory itself, rather than a link to it
+        keep = next((n for n in names if Path(os.path.abspath(n)) == real), names[0])
+        unique.append(keep)
+        notes += [f"{n} is {keep} (the same directory): handled once"
+                  for n in dict.fromkeys(names) if n != keep]
+    missing = [p for p in unique if not p.is_dir()]
+    if missing:
+        raise UsageError(f"--projects names {len(missing)} director{'y' if len(missing) == 1 else 'ies'} "
+                         "that do not exist", ", ".join(str(p) for p in missing[:5]),
+                         "fix the list (failed.txt lists directories that existed)")
+    units: list[Unit] = []
+    by_key: dict[str, Unit] = {}
+    for p in unique:
+        keys = _shared_keys(p)
+        unit = next((by_key[k] for k in keys if k in by_key), None)
+        if unit is None:
+            unit = Unit([p])
+            units.append(unit)
+        else:
+            unit.projects.append(p)
+            unit.why = "they share " + ("one venv" if any(k.startswith("venv:") for k in keys
+                                                          if by_key.get(k) is unit)
+                                        else "one running server")
+            notes.append(f"{p} shares {unit.why[len('they share '):]} with {unit.projects[0]}: "
+                         "they run one after the other")
+        for k in keys:
+            by_key.setdefault(k, unit)
+    return units, notes
+
+
+def _shared_keys(project: Path) -> list[str]:
+    """What a project may share with another: its venv (resolved) and its running servers."""
+    keys = []
+    for name in (PRAXIS_DIR, LEGACY_DIR):
+        venv = project / name / "venv"
+        if venv.exists():
+            keys.append("venv:" + os.path.realpath(venv))
+            break
+    try:
+        keys += [f"pid:{s.pid}" for s in find_running_servers(find_install(project))]
+    except Exception:  # noqa: BLE001 - an install that cannot be inspected shares nothing known
+        pass
+    return keys
+
+
+def child_argv(opts: Options, command: str) -> tuple[list[str], dict[str, str]]:
+    """The flags of one project's own run (what was given, but the rollout's own), and the
+    config-only options as ``INVOKE_UPGRADE_*`` variables."""
+    argv: list[str] = []
+    env: dict[str, str] = {}
+    taken = {f.name for f in options.options_for(command)}
+    for f in fields(Options):
+        if f.name in ROLLOUT_ONLY:
+            continue
+        value = getattr(opts, f.name)
+        if value == f.default:
+            continue
+        text = ",".join(value) if isinstance(value, tuple) else str(value)
+        if f.name not in taken:
+            if not f.metadata["spec"].tasks:  # config only (keep_backups, probe_timeout, ...)
+                env[f"INVOKE_UPGRADE_{f.name.upper()}"] = text
+            continue  # (else another command's flag: not this one's business)
+        if f.default is False:
+            argv.append(options.flag(f.name))
+        else:
+            argv += [options.flag(f.name), text]
+    if command == "upgrade" and "--yes" not in argv:
+        argv.append("--yes")  # each project's run is not interactive: the rollout asked once
+    return argv, env
+
+
+def run_project(project: Path, command: str, opts: Options, console: Console) -> HostResult:
+    """One project's run in its own process; its lines go to the console, its JSON is read."""
+    label = str(project)
+    res = console.rows.setdefault(label, HostResult(label))
+    res.result = "running"
+    argv, extra_env = child_argv(opts, command)
+    cmd = [sys.executable, "-m", "upgrade_tasks", command, "--project", str(project), *argv,
+           "--json"]
+    env = {**os.environ, **extra_env}
+    t0 = time.monotonic()
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+    out: list[str] = []
+    # stdout (the JSON document) is read by a thread while stderr (the lines) is followed
+    # here: a document bigger than the pipe's buffer would otherwise block both processes
+    reader = threading.Thread(target=lambda: out.append(proc.stdout.read() if proc.stdout else ""))
+    reader.start()
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        console.line(label, line)
+    code = proc.wait()
+    reader.join()
+    doc: dict[str, Any] = {}
+    try:
+        doc = json.loads(out[0]) if out and out[0].strip() else {}
+    except ValueError:
+        doc = {}
+    _fill(res, doc)
+    res.exit_code = code
+    res.duration_s = round(time.monotonic() - t0, 2)
+    ok = code == 0 or (command == "check" and code == EXIT_UPGRADE_AVAILABLE)
+    if command == "check" and code == EXIT_UPGRADE_AVAILABLE:
+        res.message = "upgrade available"
+    elif not ok:
+        err = doc.get("error") or {}
+        res.message = (str(err.get("what", "")) + (f" ({err['why']})" if err.get("why") else "")
+                       ) or res.last_line or f"exit {code}"
+    res.result = "ok" if ok else "failed"
+    return res
+
+
+def _fill(res: HostResult, doc: dict[str, Any]) -> None:
+    result = doc.get("result") or {}
+    rep = result.get("report") or {}
+    st = result.get("status") or result
+    if rep:
+        res.old_commit = rep.get("source_commit_before")
+        res.new_commit = rep.get("source_commit_after")
+        res.backup_id = rep.get("backup_id")
+        done = [p["name"] for p in rep.get("phases", []) if p.get("status") == "ok"]
+        res.phase_reached = done[-1] if done else ""
+        if rep.get("status") not in (None, "completed"):
+            res.phase_reached = f"{res.phase_reached} ({rep['status']})".strip()
+    elif "available_commit" in result:
+        res.old_commit, res.new_commit = result.get("installed_commit"), result.get("available_commit")
+    elif "installed_commit" in st:
+        res.new_commit = st.get("installed_commit")
+        sess = st.get("session") or {}
+        res.backup_id = sess.get("backup_id")
+        res.phase_reached = str(st.get("state", ""))[:14]
+    if result.get("outcome") == "up-to-date":
+        res.message = "already up to date"
+
+
+def rollout(command: str, opts: Options,
+            confirm: Callable[[str], bool] | None = None) -> FleetResult:
+    """``COMMAND --projects SPEC``: every project, by the fleet's rollout rules. ``confirm``
+    (an upgrade on a terminal without ``--yes``) is asked once, with the list, before any."""
+    if command == "upgrade" and opts.on_conflict == "ask":
+        raise UsageError("--on-conflict ask cannot be used with --projects",
+                         "the projects run without a terminal, several at a time",
+                         "choose --on-conflict merge, keep or theirs, or upgrade them one by one")
+    units, notes = arrange(expand(opts.projects))
+    console = Console(Redactor([]), stream=sys.stderr if opts.json else None)
+    for n in notes:
+        console.say(f"note: {n}")
+    by_label = {u.label: u for u in units}
+    if confirm is not None:
+        listing = "\n".join(f"  {u.label}" for u in units)
+        if not confirm(f"{command} {sum(len(u.projects) for u in units)} project(s):\n{listing}\n"
+                       "Proceed? [y/N] "):
+            raise Interrupted("cancelled; nothing was changed", "", "")
+
+    def runner(label: str) -> HostResult:
+        unit = by_label[label]
+        results = [run_project(p, command, opts, console) for p in unit.projects]
+        if len(results) == 1:
+            return results[0]
+        return _merge(label, results)
+
+    fr = run_rollout(command, [u.label for u in units], runner, opts, console, "project", [], None)
+    fr.notes = notes
+    return fr
+
+
+def _merge(label: str, results: list[HostResult]) -> HostResult:
+    """A chained unit's row: failed if any of its projects failed, with every message."""
+    bad = [r for r in results if r.result != "ok"]
+    return HostResult(label, "failed" if bad else "ok",
+                      bad[0].exit_code if bad else max((r.exit_code or 0) for r in results),
+                      message="; ".join(f"{r.host}: {r.message}" for r in results if r.message),
+                      duration_s=sum(r.duration_s for r in results))
+
+
+# -- discover ----------------------------------------------------------------------------------
+@dataclass
+class Found:
+    project: Path
+    install: str  # .praxis-os or .agent-os
+    installed_commit: str | None
+    state: str
+    behind: bool | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"project": str(self.project), "install": self.install,
+                "installed_commit": self.installed_commit, "state": self.state,
+                "behind": self.behind}
+
+
+def find_installs(root: Path) -> Iterator[Path]:
+    """Every project below ``root`` holding an install, without following links or entering
+    the directories in :data:`SKIP_DIRS` (nor an install itself)."""
+    for dirpath, dirnames, _files in os.walk(root, followlinks=False):
+        if PRAXIS_DIR in dirnames or LEGACY_DIR in dirnames:
+            yield Path(dirpath)
+        dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS)
+
+
+def discover(opts: Options) -> list[Found]:
+    """``discover DIR``: each install below DIR, its installed commit, and (with ``--source``)
+    whether it is behind the source's commit."""
+    root = Path(opts.directory or ".").expanduser()
+    if not root.is_dir():
+        raise UsageError(f"{root} is not a directory", "discover searches a directory tree",
+                         "pass the directory holding your projects: discover ~/code")
+    head = source_commit(opts.source, opts.ref) if opts.source else None
+    out = []
+    for project in find_installs(root):
+        try:
+            st = inspect(opts.replace(project=project))
+            commit, state = st.installed_commit, st.state
+        except Exception as exc:  # noqa: BLE001 - one unreadable install must not hide the rest
+            commit, state = None, f"unreadable: {getattr(exc, 'what', exc)}"
+        inst = PRAXIS_DIR if (project / PRAXIS_DIR).is_dir() else LEGACY_DIR
+        behind = None if head is None or commit is None else commit != head
+        out.append(Found(project, inst, commit, state, behind))
+    return out
+
+
+def discover_text(found: list[Found], root: str) -> str:
+    if not found:
+        return f"no prAxIs OS install below {root}"
+    width = max(len(str(f.project)) for f in found)
+    lines = [f"{'project':<{width}}  {'install':<10} {'installed':<10}  {'behind':<7} state"]
+    for f in found:
+        behind = "-" if f.behind is None else ("yes" if f.behind else "no")
+        commit = (f.installed_commit or "unknown")[:10]
+        lines.append(f"{str(f.project):<{width}}  {f.install:<10} {commit:<10}  {behind:<7} {f.state}")
+    n_behind = sum(1 for f in found if f.behind)
+    lines.append(f"{len(found)} install(s)" + (f", {n_behind} behind the source" if any(
+        f.behind is not None for f in found) else ""))
+    return "\n".join(lines)
