@@ -6,12 +6,15 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import jsonschema
 import pytest
-from conftest import invoke, praxis, upgrade
+from conftest import REPO, invoke, praxis, upgrade, wait_for
 from test_schedule import crontab_l, crontab_set
 
 from upgrade_tasks.errors import EXIT_UPGRADE_AVAILABLE
@@ -120,6 +123,44 @@ def test_projects_one_failure_touches_no_other_then_failed_txt_reruns(
     r = invoke("check", "--source", str(source.path), "--projects", ",".join(map(str, apps)),
                "--report-dir", str(tmp_path / "rep"))
     assert r.code == 11 and "upgrade available" in r.out, r.text
+
+
+def test_a_project_whose_process_is_killed_touches_no_other_and_resumes(
+        tmp_path: Path, source: SampleSource, fleet_of_projects: list[Path]) -> None:
+    """Each project runs in a process of its own: SIGKILL one mid-upgrade (a crash, no cleanup)
+    and the others finish, the rollout reports it, and its rerun resumes from its checkpoint."""
+    apps = fleet_of_projects[:3]
+    victim = apps[1]
+    flag = tmp_path / "pause.flag"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PRAXIS_UPGRADE_", "INVOKE_UPGRADE_"))}
+    env.update(PRAXIS_UPGRADE_PAUSE="phase-done:backup", PRAXIS_UPGRADE_PAUSE_FLAG=str(flag))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "invoke", "-r", str(REPO), "upgrade", "--source", str(source.path),
+         "--projects", ",".join(map(str, apps)), "--parallel", "3", "--max-fail", "100",
+         "--report-dir", str(tmp_path / "rep")],
+        cwd=REPO, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True)
+    try:
+        owner = victim / P / ".upgrade-lock.owner.json"
+        wait_for(lambda: flag.exists() and owner.exists(), timeout=60)
+        os.kill(json.loads(owner.read_text())["pid"], signal.SIGKILL)
+        deadline = time.monotonic() + 120
+        while proc.poll() is None and time.monotonic() < deadline:
+            flag.unlink(missing_ok=True)  # let the others go on (each pauses once)
+            time.sleep(0.05)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 9, out
+    assert "2/3 project(s) ok" in out and "killed by signal 9" in out, out
+    assert [installed(a) for a in apps] == [source.v2, None, source.v2]
+    assert (tmp_path / "rep" / "failed.txt").read_text().split() == [str(victim)]
+    r = invoke("upgrade", "--source", str(source.path), "--projects",
+               f"@{tmp_path / 'rep' / 'failed.txt'}", "--report-dir", str(tmp_path / "rep"))
+    assert r.code == 0 and "1/1 project(s) ok" in r.out, r.text
+    assert installed(victim) == source.v2
+    assert "resum" in r.out, r.out  # from the killed run's checkpoint
 
 
 def test_a_failed_canary_stops_the_projects(tmp_path: Path, source: SampleSource,

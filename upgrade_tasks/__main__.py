@@ -2,4 +2,5 @@
 
 from upgrade_tasks.program import main
 
-main()
+if __name__ == "__main__":  # (not when a process of --projects imports it)
+    main()

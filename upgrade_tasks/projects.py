@@ -1,8 +1,9 @@
 """Many projects on this machine at once: ``--projects GLOB|LIST|@FILE`` and ``discover DIR``.
 
 Each project is upgraded (or checked, rolled back, shown) by its own process, the same
-``praxis-upgrade`` command with ``--project P --json``: its own lock, checkpoint, backup and
-reports, and a failure (or a crash) of one never touches another. The rollout rules are the
+``praxis-upgrade`` program with ``--project P --json`` (forked from a server that imported it
+once, :func:`_launcher`): its own lock, checkpoint, backup and reports, and a failure (or a
+crash) of one never touches another. The rollout rules are the
 fleet's (:func:`upgrade_tasks.fleet.run_rollout`): ``--canary``, ``--parallel``,
 ``--max-fail``, printed up front; a summary table, ``report.json`` and ``failed.txt`` (which
 ``--projects @failed.txt`` takes back) in ``--report-dir``.
@@ -18,15 +19,20 @@ Before anything runs, the list is made safe to run in parallel:
 
 from __future__ import annotations
 
+import atexit
 import glob
+import importlib
 import json
+import multiprocessing
 import os
-import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields
+from multiprocessing.connection import Connection
+from multiprocessing.context import ForkServerContext
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +49,8 @@ from .status import inspect
 SKIP_DIRS = frozenset({".git", ".hg", ".svn", "node_modules", "venv", ".venv", "__pycache__",
                        ".tox", ".nox", ".mypy_cache", ".cache", "site-packages", PRAXIS_DIR,
                        LEGACY_DIR})
+#: The program each project's process runs (its ``main()`` reads ``sys.argv``).
+ENTRY = "upgrade_tasks.program"
 #: Options a project's own run must not get (they describe the rollout, not the project).
 ROLLOUT_ONLY = frozenset({"projects", "hosts", "limit", "parallel", "canary", "max_fail",
                           "report_dir", "json", "project"})
@@ -170,39 +178,75 @@ def child_argv(opts: Options, command: str) -> tuple[list[str], dict[str, str]]:
     return argv, env
 
 
-def run_project(project: Path, command: str, opts: Options, console: Console) -> HostResult:
+def _child(argv: list[str], env: dict[str, str], out_path: str, err: Connection) -> None:
+    """One project's run, in a process forked from the preloaded server: the same program the
+    command line runs, its JSON document to ``out_path``, its lines (stderr) into ``err``."""
+    os.environ.update(env)
+    fd = os.open(out_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.dup2(fd, 1)
+    os.close(fd)
+    os.dup2(err.fileno(), 2)
+    err.close()
+    sys.argv = argv
+    try:
+        # by name, as ``python -m upgrade_tasks`` would: the program is the layer above this one
+        importlib.import_module(ENTRY).main()
+    finally:
+        # a multiprocessing child ends with os._exit: run what a normal exit runs (the
+        # removal of a temporary --ref clone, checkout.py)
+        atexit._run_exitfuncs()
+
+
+def _launcher() -> ForkServerContext:
+    """Processes forked from a server that has imported the program once: each project still
+    runs in a process of its own (its own lock, memory, exit), without paying ~0.3 s of
+    imports each time (issue 15's benchmark). ``forkserver``: its server is single-threaded,
+    so forking it is safe while this process runs the rollout's threads."""
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload([ENTRY])
+    return ctx
+
+
+def run_project(project: Path, command: str, opts: Options, console: Console,
+                scratch: Path) -> HostResult:
     """One project's run in its own process; its lines go to the console, its JSON is read."""
     label = str(project)
     res = console.rows.setdefault(label, HostResult(label))
     res.result = "running"
     argv, extra_env = child_argv(opts, command)
-    cmd = [sys.executable, "-m", "upgrade_tasks", command, "--project", str(project), *argv,
-           "--json"]
-    env = {**os.environ, **extra_env}
+    argv = [sys.argv[0] if sys.argv else "praxis-upgrade", command, "--project", str(project),
+            *argv, "--json"]
+    out_path = scratch / f"{abs(hash(label)):x}-{threading.get_ident():x}.json"
+    ctx = _launcher()
+    reader, writer = ctx.Pipe(duplex=False)
     t0 = time.monotonic()
-    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env)
-    out: list[str] = []
-    # stdout (the JSON document) is read by a thread while stderr (the lines) is followed
-    # here: a document bigger than the pipe's buffer would otherwise block both processes
-    reader = threading.Thread(target=lambda: out.append(proc.stdout.read() if proc.stdout else ""))
-    reader.start()
-    assert proc.stderr is not None
-    for line in proc.stderr:
-        console.line(label, line)
-    code = proc.wait()
-    reader.join()
+    proc = ctx.Process(target=_child, args=(argv, extra_env, str(out_path), writer),
+                       name=f"praxis-upgrade {label}")
+    proc.start()
+    writer.close()
+    with os.fdopen(os.dup(reader.fileno()), "r", encoding="utf-8", errors="replace") as lines:
+        for line in lines:
+            console.line(label, line)
+    reader.close()
+    proc.join()
+    code = proc.exitcode if proc.exitcode is not None else 1
     doc: dict[str, Any] = {}
     try:
-        doc = json.loads(out[0]) if out and out[0].strip() else {}
-    except ValueError:
+        text = out_path.read_text(encoding="utf-8", errors="replace")
+        doc = json.loads(text) if text.strip() else {}
+    except (OSError, ValueError):
         doc = {}
+    finally:
+        out_path.unlink(missing_ok=True)
     _fill(res, doc)
     res.exit_code = code
     res.duration_s = round(time.monotonic() - t0, 2)
     ok = code == 0 or (command == "check" and code == EXIT_UPGRADE_AVAILABLE)
     if command == "check" and code == EXIT_UPGRADE_AVAILABLE:
         res.message = "upgrade available"
+    elif code < 0:
+        res.message = f"its process was killed by signal {-code}" + (
+            f"; last line: {res.last_line}" if res.last_line else "")
     elif not ok:
         err = doc.get("error") or {}
         res.message = (str(err.get("what", "")) + (f" ({err['why']})" if err.get("why") else "")
@@ -253,14 +297,16 @@ def rollout(command: str, opts: Options,
                        "Proceed? [y/N] "):
             raise Interrupted("cancelled; nothing was changed", "", "")
 
-    def runner(label: str) -> HostResult:
-        unit = by_label[label]
-        results = [run_project(p, command, opts, console) for p in unit.projects]
-        if len(results) == 1:
-            return results[0]
-        return _merge(label, results)
+    with tempfile.TemporaryDirectory(prefix="praxis-projects-") as tmp:
+        def runner(label: str) -> HostResult:
+            unit = by_label[label]
+            results = [run_project(p, command, opts, console, Path(tmp)) for p in unit.projects]
+            if len(results) == 1:
+                return results[0]
+            return _merge(label, results)
 
-    fr = run_rollout(command, [u.label for u in units], runner, opts, console, "project", [], None)
+        fr = run_rollout(command, [u.label for u in units], runner, opts, console, "project", [],
+                         None)
     fr.notes = notes
     return fr
 
