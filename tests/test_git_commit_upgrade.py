@@ -49,6 +49,9 @@ def test_upgrade_commits_exactly_its_files_and_rollback_reverts(repo: Path, sour
     assert "src.py" not in changed  # the user's edit stays theirs, uncommitted
     assert f"{P}/VERSION.json" in changed and f"{P}/scripts/build_rag_index.py" in changed
     assert not any(c.startswith((f"{P}/venv", f"{P}/.backups", f"{P}/.upgrade-state")) for c in changed)
+    # the index rebuild request is this machine's, not the repository's (ignored, not committed)
+    assert (repo / P / "standards" / ".rebuild_index").exists()
+    assert f"{P}/standards/.rebuild_index" not in changed
     msg = git(repo, "log", "-1", "--format=%B")
     assert msg.startswith(f"praxis-os: upgrade {source.v1[:7]} -> {source.v2[:7]}")
     assert "Needs attention:" in msg and "Session: upgrade-" in msg

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -18,6 +19,7 @@ from conftest import REPO, invoke, praxis, upgrade, wait_for
 from test_schedule import crontab_l, crontab_set
 
 from upgrade_tasks.errors import EXIT_UPGRADE_AVAILABLE
+from upgrade_tasks.fleet import Console, HostResult, Redactor
 from upgrade_tasks.jsondoc import SCHEMA_PATH
 from upgrade_tasks.sample import make_project, tree_digest
 from upgrade_tasks.sample_source import SampleSource
@@ -163,6 +165,58 @@ def test_a_project_whose_process_is_killed_touches_no_other_and_resumes(
     assert "resum" in r.out, r.out  # from the killed run's checkpoint
 
 
+def test_sigterm_to_the_rollout_rolls_the_running_projects_back_and_starts_no_more(
+        tmp_path: Path, source: SampleSource, fleet_of_projects: list[Path]) -> None:
+    apps = fleet_of_projects
+    before = [tree_digest(a / P) for a in apps]
+    flag = tmp_path / "pause.flag"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PRAXIS_UPGRADE_", "INVOKE_UPGRADE_"))}
+    env.update(PRAXIS_UPGRADE_PAUSE="phase-done:content", PRAXIS_UPGRADE_PAUSE_FLAG=str(flag))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "invoke", "-r", str(REPO), "upgrade", "--source", str(source.path),
+         "--projects", ",".join(map(str, apps)), "--parallel", "2", "--report-dir",
+         str(tmp_path / "rep")],
+        cwd=REPO, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True, start_new_session=True)  # SIGINT inherited ignored
+    try:
+        wait_for(lambda: flag.exists() and all((a / P / ".upgrade-lock.owner.json").exists()
+                                               for a in apps[:2]), timeout=60)
+        children = [json.loads((a / P / ".upgrade-lock.owner.json").read_text())["pid"]
+                    for a in apps[:2]]
+        time.sleep(0.3)  # both are held at the pause (each has changed its content by then)
+        proc.send_signal(signal.SIGTERM)  # the rollout only, as a service manager would
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        flag.unlink(missing_ok=True)
+    assert proc.returncode == 130, out
+    assert "interrupted: nothing new starts" in out and "stopped: interrupted" in out, out
+    for pid in children:  # no process left behind
+        assert not os.path.exists(f"/proc/{pid}"), out
+    # the two running projects rolled back to exactly what they were; the others never started
+    assert [tree_digest(a / P) for a in apps] == before
+    assert all(installed(a) is None for a in apps)
+    rows = report(tmp_path)["projects"]  # type: ignore[index]
+    assert [row["result"] for row in rows] == ["failed", "failed", "skipped", "skipped"]  # type: ignore[index]
+    assert (tmp_path / "rep" / "failed.txt").read_text().split() == [str(a) for a in apps]
+    r = invoke("upgrade", "--source", str(source.path), "--projects",
+               f"@{tmp_path / 'rep' / 'failed.txt'}", "--report-dir", str(tmp_path / "rep"))
+    assert r.code == 0 and "4/4 project(s) ok" in r.out, r.text
+
+
+def test_a_closed_output_pipe_never_fails_an_upgrade(project: Path, source: SampleSource) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "upgrade_tasks", "upgrade", "--source", str(source.path),
+         "--project", str(project), "--yes"],
+        cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    assert proc.stdout is not None
+    first = proc.stdout.readline()  # ``| head -1``: the reader takes one line and goes
+    proc.stdout.close()
+    assert proc.wait(timeout=120) == 0, first
+    assert installed(project) == source.v2
+
+
 def test_a_failed_canary_stops_the_projects(tmp_path: Path, source: SampleSource,
                                             fleet_of_projects: list[Path]) -> None:
     apps = fleet_of_projects
@@ -185,11 +239,23 @@ def test_projects_sharing_a_venv_run_one_after_the_other(tmp_path: Path, source:
     shutil.rmtree(b / P / "venv")
     for p in (a, b):
         os.symlink(shared, p / P / "venv")
-    r = invoke("upgrade", "--source", str(source.path), "--projects", f"{a},{b}", "--parallel", "2",
-               "--report-dir", str(tmp_path / "rep"))
-    assert r.code == 0, r.text
+    c = fleet_of_projects[2]
+    (b / P / "mcp_server").rename(tmp_path / "elsewhere")  # b fails: a symlinked area is refused
+    os.symlink(tmp_path / "elsewhere", b / P / "mcp_server")
+    r = invoke("upgrade", "--source", str(source.path), "--projects", f"{a},{b},{c}", "--parallel",
+               "2", "--max-fail", "100", "--report-dir", str(tmp_path / "rep"))
+    assert r.code == 9, r.text
     assert "shares one venv with" in r.out and "one after the other" in r.out
-    assert installed(a) == installed(b) == source.v2
+    assert "upgrade on 3 project(s)" in r.out and "2/3 project(s) ok" in r.out, r.out
+    # one row per project (never the chain "a,b"), so the counts and the rerun list are right
+    assert [row["host"] for row in report(tmp_path)["projects"]] == [str(a), str(b), str(c)]  # type: ignore[attr-defined]
+    assert (tmp_path / "rep" / "failed.txt").read_text().split() == [str(b)]
+    (b / P / "mcp_server").unlink()
+    (tmp_path / "elsewhere").rename(b / P / "mcp_server")
+    r = invoke("upgrade", "--source", str(source.path), "--projects",
+               f"@{tmp_path / 'rep' / 'failed.txt'}", "--report-dir", str(tmp_path / "rep"))
+    assert r.code == 0, r.text
+    assert installed(a) == installed(b) == installed(c) == source.v2
 
 
 def test_projects_refusals(tmp_path: Path, source: SampleSource, fleet_of_projects: list[Path]) -> None:
@@ -200,6 +266,28 @@ def test_projects_refusals(tmp_path: Path, source: SampleSource, fleet_of_projec
     assert r.code == 2 and "cannot be used with --projects" in r.err, r.text
     r = invoke("status", "--projects", f"{fleet_of_projects[0]},{tmp_path / 'gone'}")
     assert r.code == 2 and "do not exist" in r.err, r.text
+    r = invoke("status", "--projects", str(fleet_of_projects[0] / P / "config.json"))
+    assert r.code == 2 and "which is a file" in r.err, r.text
+    # an empty value (``--projects "$UNSET"``) never means "the project in the current directory"
+    before = tree_digest(fleet_of_projects[0] / P)
+    for flag in ("--projects", "--project"):
+        r = invoke("upgrade", "--source", str(source.path), flag, "", "--yes", cwd=fleet_of_projects[0])
+        assert r.code == 2 and f"{flag} is given an empty value" in r.err, r.text
+    assert tree_digest(fleet_of_projects[0] / P) == before
+
+
+def test_relative_names_become_absolute_and_a_list_is_read_from_its_own_directory(
+        tmp_path: Path, source: SampleSource, fleet_of_projects: list[Path]) -> None:
+    code = tmp_path / "code"
+    r = invoke("check", "--source", str(source.path), "--projects", "app*", "--report-dir",
+               str(tmp_path / "rep"), cwd=code)
+    assert r.code == 11, r.text
+    assert [row["host"] for row in report(tmp_path)["projects"]] == [  # type: ignore[attr-defined]
+        str(p) for p in fleet_of_projects]
+    (code / "list.txt").write_text("app0\n# a comment\napp1  # the second\n")
+    r = invoke("check", "--source", str(source.path), "--projects", f"@{code / 'list.txt'}",
+               "--report-dir", str(tmp_path / "rep"), cwd=Path("/"))
+    assert r.code == 11 and "2/2 project(s) ok" in r.out, r.text
 
 
 # -- discover ----------------------------------------------------------------------------------
@@ -218,6 +306,10 @@ def test_discover(tmp_path: Path, source: SampleSource) -> None:
     found = {Path(f["project"]).name: f for f in doc(r.out)["result"]["installs"]}  # type: ignore[index]
     assert set(found) == {"a", "b", "old"}
     assert found["a"]["behind"] is False and found["b"]["behind"] is True
+    # an install newer than the source is not behind (check says "nothing to do" there too)
+    r = invoke("discover", str(root), "--source", str(source.path), "--ref", source.v1, "--json")
+    found = {Path(f["project"]).name: f for f in doc(r.out)["result"]["installs"]}  # type: ignore[index]
+    assert found["a"]["behind"] is False and found["b"]["behind"] is False
     assert found["old"]["install"] == ".agent-os"
     r = invoke("discover", str(tmp_path / "missing"))
     assert r.code == 2 and "is not a directory" in r.err
@@ -255,3 +347,13 @@ def test_schedule_task_with_the_real_crontab(tmp_path: Path, project: Path, sour
         assert r.code == 2 and "exactly one of" in r.err
     finally:
         crontab_set(saved)
+
+
+def test_the_live_table_counts_only_finished_rows_and_names_projects() -> None:
+    screen = io.StringIO()
+    console = Console(Redactor([]), live=True, stream=screen)
+    console.noun = "project"
+    console.rows = {"/a": HostResult("/a", "running"), "/b": HostResult("/b", "ok")}
+    console.finished(console.rows["/b"])
+    assert "projects [" in screen.getvalue() and "1/2 done" in screen.getvalue()
+    assert "hosts [" not in screen.getvalue()

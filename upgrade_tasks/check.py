@@ -103,6 +103,22 @@ def _remote_commit(url: str, ref: str) -> str | None:
     return None
 
 
+def local_checkout(spec: str) -> Path | None:
+    """The source's own git history on this machine (None for a URL or a snapshot)."""
+    if is_git_url(spec) or is_snapshot(Path(spec).expanduser()):
+        return None
+    return Path(spec).expanduser().absolute()
+
+
+def newer_or_same(history: Path | None, installed: str, available: str) -> bool:
+    """Is the install at ``available`` or past it? Without the history (a URL), only "the
+    same commit" is known."""
+    if installed == available:
+        return True
+    return history is not None and _git(history, "merge-base", "--is-ancestor", available,
+                                        installed) is not None
+
+
 def source_commit(spec: str, ref: str = "") -> str:
     """The commit a source names (its HEAD, or ``ref``), without reading its files: ``git
     ls-remote`` for a URL, the snapshot's record, ``git rev-parse`` for a checkout."""
@@ -132,8 +148,7 @@ def check(opts: Options) -> CheckResult:
     st = inspect(opts)
     installed, origin = st.installed_commit, st.installed_from
     available = source_commit(spec, ref)
-    local = None if is_git_url(spec) or is_snapshot(Path(spec).expanduser()) else \
-        Path(spec).expanduser().absolute()
+    local = local_checkout(spec)
     if installed is None and not st.unfinished:
         # nothing on record (an installer's install): recognise it the way the upgrade would
         src = open_source(spec, ref=ref)
@@ -156,7 +171,7 @@ def check(opts: Options) -> CheckResult:
     elif installed == available:
         res.state = "up-to-date"
     elif local is not None:
-        if _git(local, "merge-base", "--is-ancestor", available, installed) is not None:
+        if newer_or_same(local, installed, available):
             res.state = "newer-installed"
         else:
             count = _git(local, "rev-list", "--count", f"{installed}..{available}")

@@ -24,7 +24,7 @@ from invoke.exceptions import Exit
 from invoke.executor import Executor
 from invoke.tasks import Call, Task
 
-from . import fleet, jsondoc, options
+from . import fleet, jsondoc, options, streams
 from .driver import close
 from .errors import UsageError, exit_status
 from .runstate import Run
@@ -68,6 +68,7 @@ class PhaseExecutor(Executor):
         command = " ".join(c.called_as or c.task.name for c in calls)
         failure: BaseException | None = None
         code = 0
+        streams.tolerate_closed_output()
         try:
             self.config.load_collection(self.collection.configuration())
             self.config.load_shell_env()

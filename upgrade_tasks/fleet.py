@@ -23,6 +23,7 @@ import getpass
 import json
 import math
 import os
+import posixpath
 import re
 import shlex
 import socket
@@ -32,15 +33,15 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import inventory, options
+from . import inventory, options, signals
 from .checkout import open_checkout
 from .checkpoint import now_iso
-from .errors import EXIT_SOME_FAILED, EXIT_STOPPED, EXIT_UPGRADE_AVAILABLE, UsageError
+from .errors import EXIT_INTERRUPTED, EXIT_SOME_FAILED, EXIT_STOPPED, EXIT_UPGRADE_AVAILABLE, UsageError
 from .options import Options
 from .snapshot_pack import make_snapshot
 from .zipapp import build_zipapp
@@ -174,6 +175,8 @@ class Console:
         self.live = self.stream.isatty() if live is None else live
         self.lock = threading.Lock()
         self.rows: dict[str, HostResult] = {}
+        #: what a row is: "host" or "project" (set by the rollout)
+        self.noun = "host"
         self._drawn = 0
 
     def say(self, text: str) -> None:
@@ -216,11 +219,11 @@ class Console:
     def _draw(self) -> None:
         if not self.live or not self.rows:
             return
-        done = sum(1 for r in self.rows.values() if r.result != "pending")
+        done = sum(1 for r in self.rows.values() if r.result not in ("pending", "running"))
         total = len(self.rows)
         filled = round(30 * done / total)
-        lines = [f"hosts [{'#' * filled}{'.' * (30 - filled)}] {done}/{total} done",
-                 f"{'host':<28} {'state':<11} {'phase':<12} last line"]
+        lines = [f"{self.noun}s [{'#' * filled}{'.' * (30 - filled)}] {done}/{total} done",
+                 f"{self.noun:<28} {'state':<11} {'phase':<12} last line"]
         for r in self.rows.values():
             lines.append(f"{r.host[:28]:<28} {r.result:<11} {r.phase_reached[:12]:<12} "
                          f"{r.last_line[:60]}")
@@ -583,7 +586,7 @@ def rollout(command: str, opts: Options, console: Console | None = None) -> Flee
     console = console or Console(Redactor([pw or ""]), stream=sys.stderr if opts.json else None)
     prep = prepare(opts, command in ("upgrade", "check"))
     header = [f"source commit {prep.commit[:10]}, zipapp {prep.pyz.name}"] if prep.commit else []
-    return run_rollout(command, hosts, lambda h: _one(h, command, opts, prep, console, pw), opts,
+    return run_rollout(command, hosts, lambda h: [_one(h, command, opts, prep, console, pw)], opts,
                        console, "host", header, prep.commit)
 
 
@@ -609,7 +612,8 @@ def host_projects(hosts: list[str], spec: str) -> list[str]:
             paths += [ln.split("#", 1)[0].strip() for ln in text.splitlines()]
         elif part:
             paths.append(part)
-    paths = [p for p in dict.fromkeys(paths) if p]
+    paths = [posixpath.normpath(p) for p in paths if p]
+    paths = list(dict.fromkeys(paths))  # /srv/a and /srv/a/ are one project
     bad = [p for p in paths if not p.startswith("/")]
     if bad or not paths:
         raise UsageError("--projects with --hosts needs absolute paths on the hosts",
@@ -617,42 +621,80 @@ def host_projects(hosts: list[str], spec: str) -> list[str]:
     return [f"{h}={p}" for h in hosts for p in paths]
 
 
-def run_rollout(command: str, items: list[str], runner: Callable[[str], HostResult], opts: Options,
-                console: Console, noun: str, header: list[str],
-                source_commit: str | None) -> FleetResult:
+def run_rollout(command: str, items: list[str], runner: Callable[[str], list[HostResult]],
+                opts: Options, console: Console, noun: str, header: list[str],
+                source_commit: str | None, members: Callable[[str], list[str]] | None = None,
+                on_interrupt: Callable[[], None] | None = None) -> FleetResult:
     """Canaries, then batches of --parallel items, stopping once the failure budget is exceeded
     or a canary fails; then the summary table and the reports. The same rules whatever an item
-    is: a host over SSH (:func:`rollout`) or a local project (:mod:`upgrade_tasks.projects`)."""
-    budget = Budget(len(items), opts.max_fail, noun)
+    is: a host over SSH (:func:`rollout`) or local projects (:mod:`upgrade_tasks.projects`).
+
+    An item is what one worker runs; ``members(item)`` are the rows it reports (several
+    projects chained in one worker: one row each, so counts, ``failed.txt`` and the report
+    name projects, never the chain). ``on_interrupt``: Ctrl-C or SIGTERM stops the rollout
+    (nothing new starts), is passed on to what runs (``on_interrupt``), whose results are
+    waited for; the table and reports are still written, and the exit code is 130."""
+    members = members or (lambda item: [item])
+    rows = [m for item in items for m in members(item)]
+    budget = Budget(len(rows), opts.max_fail, noun)
     batches = plan_batches(items, opts.canary if command == "upgrade" else 0, opts.parallel)
     fr = FleetResult(command, noun=noun)
-    console.say(f"{command} on {len(items)} {noun}(s), {opts.parallel} at a time"
+    console.noun = noun
+    console.say(f"{command} on {len(rows)} {noun}(s), {opts.parallel} at a time"
                 + (f", {min(opts.canary, len(items))} canary first" if opts.canary and
                    command == "upgrade" else "") + f"; {budget.sentence()}")
     for line in header:
         console.say(line)
-    for h in items:
+    for h in rows:
         console.rows[h] = HostResult(h)
     failed = 0
     t0 = time.monotonic()
-    for label, batch in batches:
-        console.say(f"-- {label}: {', '.join(batch)}")
-        with ThreadPoolExecutor(max_workers=min(opts.parallel, len(batch))) as pool:
+    if on_interrupt is not None:
+        signals.install_handlers()  # SIGTERM too, and Ctrl-C even when inherited as ignored
+    pool: ThreadPoolExecutor | None = None
+    futs: list[Future[list[HostResult]]] = []
+    try:
+        for label, batch in batches:
+            console.say(f"-- {label}: {', '.join(batch)}")
+            pool = ThreadPoolExecutor(max_workers=min(opts.parallel, len(batch)))
             futs = [pool.submit(runner, h) for h in batch]
             for f in as_completed(futs):
-                console.finished(f.result())
+                for r in f.result():
+                    console.finished(r)
+            pool.shutdown(wait=True)
+            failed = sum(1 for r in console.rows.values() if r.result in ("failed", "unreachable"))
+            batch_rows = [m for h in batch for m in members(h)]
+            if label == "canary" and any(console.rows[h].result != "ok" for h in batch_rows):
+                fr.stopped_by = "a canary failed"
+                break
+            if command == "upgrade" and budget.exceeded(failed) and label != batches[-1][0]:
+                fr.stopped_by = f"failure budget exceeded ({failed} > {budget.allowed})"
+                break
+    except KeyboardInterrupt:
+        if on_interrupt is None:
+            raise
+        with signals.deferred():  # the runs are rolling back: wait for them, once
+            console.say(f"interrupted: nothing new starts; waiting for the running {noun}s "
+                        "to stop")
+            on_interrupt()
+            for f in futs:
+                try:
+                    for r in f.result():
+                        console.finished(r)
+                except Exception:  # noqa: BLE001 - its row says what it reached
+                    pass
+        fr.stopped_by = "interrupted"
         failed = sum(1 for r in console.rows.values() if r.result in ("failed", "unreachable"))
-        if label == "canary" and any(console.rows[h].result != "ok" for h in batch):
-            fr.stopped_by = "a canary failed"
-            break
-        if command == "upgrade" and budget.exceeded(failed) and label != batches[-1][0]:
-            fr.stopped_by = f"failure budget exceeded ({failed} > {budget.allowed})"
-            break
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True)
     for r in console.rows.values():
-        if r.result == "pending":
+        if r.result in ("pending", "running"):
             r.result, r.message = "skipped", f"not started: {fr.stopped_by}"
     fr.hosts = list(console.rows.values())
-    if fr.stopped_by:
+    if fr.stopped_by == "interrupted":
+        fr.exit_code = EXIT_INTERRUPTED
+    elif fr.stopped_by:
         fr.exit_code = EXIT_STOPPED
     elif failed:
         fr.exit_code = EXIT_SOME_FAILED
@@ -713,7 +755,7 @@ def summary_table(fr: FleetResult) -> str:
     if fr.report:
         lines.append(f"report: {fr.report}")
     if fr.failed_file:
-        lines.append(f"failed {n}s: {fr.failed_file} (rerun them with --{n}s @{fr.failed_file})")
+        lines.append(f"{n}s not done: {fr.failed_file} (rerun them with --{n}s @{fr.failed_file})")
     return "\n".join(lines)
 
 
@@ -738,7 +780,8 @@ def write_reports(fr: FleetResult, opts: Options, budget: Budget, source_commit:
     tmp = fr.report.with_suffix(".tmp")
     tmp.write_text(redact(json.dumps(rep, indent=2, sort_keys=True)) + "\n")
     os.replace(tmp, fr.report)
-    failed = [r.host for r in fr.hosts if r.result in ("failed", "unreachable")]
+    # every item not done (failed, unreachable, or not started after a stop): the rerun list
+    failed = [r.host for r in fr.hosts if r.result in ("failed", "unreachable", "skipped")]
     fr.failed_file = d / "failed.txt"
     fr.failed_file.write_text("".join(h + "\n" for h in failed))
     if not failed:

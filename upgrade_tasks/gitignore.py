@@ -31,6 +31,8 @@ PATTERNS = (
     f"{PRAXIS_DIR}/.mcp_server.old/",
     f"{PRAXIS_DIR}/.venvs/",
     f"{PRAXIS_DIR}/**/__pycache__/",
+    # a request to this machine's server, deleted by it once the index is rebuilt
+    f"{PRAXIS_DIR}/standards/.rebuild_index",
 )
 BEGIN = "# >>> prAxIs OS upgrader: patterns the install needs (managed block)"
 END = "# <<< prAxIs OS upgrader"

@@ -322,6 +322,12 @@ def _parse(f: dataclasses.Field[Any], raw: Any, where: str) -> Any:
     if isinstance(default, tuple):
         items = raw.split(",") if isinstance(raw, str) else list(raw)
         return tuple(s.strip() for s in (str(x) for x in items) if s.strip())
+    if where == "flag" and isinstance(default, (str, Path)) and not str(raw).strip():
+        # ``--projects "$UNSET"`` must not quietly become the default (the current directory)
+        raise UsageError(f"{flag(name)} is given an empty value",
+                         "an empty value would silently mean the default"
+                         + (" (the current directory)" if isinstance(default, Path) else ""),
+                         f"give {flag(name)} a value, or leave the flag out")
     if isinstance(default, Path):
         text = str(raw) or os.getcwd()
         return Path(text).expanduser().absolute()

@@ -300,7 +300,9 @@ class Plan:
         rels = list(self.touched_paths())
         rels += [*self.server.added, *self.server.updated, *self.server.removed,
                  *self.server.user_modified]  # (already "mcp_server/...")
-        out = [install.path(r) for r in dict.fromkeys(rels)]
+        # the rebuild flag is a request to this machine's server, which deletes it when done:
+        # committed, it would show as a deletion right after (and in every clone)
+        out = [install.path(r) for r in dict.fromkeys(rels) if r != REBUILD_FLAG]
         out += [install.installed_manifest, install.version_record, install.update_log]
         return out
 

@@ -25,6 +25,7 @@ import importlib
 import json
 import multiprocessing
 import os
+import signal
 import sys
 import tempfile
 import threading
@@ -36,8 +37,8 @@ from multiprocessing.context import ForkServerContext
 from pathlib import Path
 from typing import Any
 
-from . import options
-from .check import source_commit
+from . import options, signals
+from .check import local_checkout, newer_or_same, source_commit
 from .errors import EXIT_UPGRADE_AVAILABLE, Interrupted, UsageError
 from .fleet import Console, FleetResult, HostResult, Redactor, run_rollout
 from .layout import LEGACY_DIR, PRAXIS_DIR, find_install
@@ -58,7 +59,9 @@ ROLLOUT_ONLY = frozenset({"projects", "hosts", "limit", "parallel", "canary", "m
 
 def expand(spec: str, cwd: Path | None = None) -> list[Path]:
     """The projects ``--projects`` names: globs (directories holding an install), comma lists,
-    ``@FILE`` (one per line, ``#`` comments). Order kept; nothing deduplicated yet."""
+    ``@FILE`` (one per line, ``#`` comments; a relative line is relative to the file's own
+    directory, so a list means the same from cron or another directory). Absolute paths (the
+    reports and ``failed.txt`` must work from anywhere); order kept; nothing deduplicated yet."""
     out: list[Path] = []
     base = cwd or Path.cwd()
     for part in spec.split(","):
@@ -72,10 +75,11 @@ def expand(spec: str, cwd: Path | None = None) -> list[Path]:
             except OSError as exc:
                 raise UsageError(f"cannot read the project list {path}", str(exc),
                                  "pass --projects @FILE with one project directory per line") from exc
-            out += [base / Path(ln.split("#", 1)[0].strip()).expanduser() for ln in lines
+            where = (base / path).parent
+            out += [where / Path(ln.split("#", 1)[0].strip()).expanduser() for ln in lines
                     if ln.split("#", 1)[0].strip()]
         elif any(c in part for c in "*?["):
-            found = sorted(Path(p) for p in glob.glob(str(Path(part).expanduser()), recursive=True))
+            found = sorted(base / p for p in glob.glob(str(Path(part).expanduser()), recursive=True))
             out += [p for p in found if (p / PRAXIS_DIR).is_dir() or (p / LEGACY_DIR).is_dir()]
         else:
             out.append(base / Path(part).expanduser())
@@ -83,7 +87,7 @@ def expand(spec: str, cwd: Path | None = None) -> list[Path]:
         raise UsageError(f"--projects {spec} names no project",
                          "no directory matched that holds .praxis-os/ (or .agent-os/)",
                          "check the pattern, or list the projects: --projects ~/a,~/b or @FILE")
-    return out
+    return [Path(os.path.abspath(p)) for p in out]
 
 
 @dataclass
@@ -112,6 +116,11 @@ def arrange(paths: list[Path]) -> tuple[list[Unit], list[str]]:
         unique.append(keep)
         notes += [f"{n} is {keep} (the same directory): handled once"
                   for n in dict.fromkeys(names) if n != keep]
+    files = [p for p in unique if p.exists() and not p.is_dir()]
+    if files:
+        raise UsageError(f"--projects names {files[0]}, which is a file",
+                         "a project is the directory holding .praxis-os/ (or .agent-os/)",
+                         "name the project's directory instead")
     missing = [p for p in unique if not p.is_dir()]
     if missing:
         raise UsageError(f"--projects names {len(missing)} director{'y' if len(missing) == 1 else 'ies'} "
@@ -181,6 +190,8 @@ def child_argv(opts: Options, command: str) -> tuple[list[str], dict[str, str]]:
 def _child(argv: list[str], env: dict[str, str], out_path: str, err: Connection) -> None:
     """One project's run, in a process forked from the preloaded server: the same program the
     command line runs, its JSON document to ``out_path``, its lines (stderr) into ``err``."""
+    os.setpgrp()  # signals come from the rollout (Workers), once, not from the terminal too
+    signals.install_handlers()  # (the forkserver may have inherited SIGINT as ignored)
     os.environ.update(env)
     fd = os.open(out_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     os.dup2(fd, 1)
@@ -208,7 +219,7 @@ def _launcher() -> ForkServerContext:
 
 
 def run_project(project: Path, command: str, opts: Options, console: Console,
-                scratch: Path) -> HostResult:
+                scratch: Path, workers: Workers | None = None) -> HostResult:
     """One project's run in its own process; its lines go to the console, its JSON is read."""
     label = str(project)
     res = console.rows.setdefault(label, HostResult(label))
@@ -224,11 +235,15 @@ def run_project(project: Path, command: str, opts: Options, console: Console,
                        name=f"praxis-upgrade {label}")
     proc.start()
     writer.close()
+    if workers is not None and proc.pid is not None:
+        workers.started(proc.pid)
     with os.fdopen(os.dup(reader.fileno()), "r", encoding="utf-8", errors="replace") as lines:
         for line in lines:
             console.line(label, line)
     reader.close()
     proc.join()
+    if workers is not None and proc.pid is not None:
+        workers.ended(proc.pid)
     code = proc.exitcode if proc.exitcode is not None else 1
     doc: dict[str, Any] = {}
     try:
@@ -297,27 +312,61 @@ def rollout(command: str, opts: Options,
                        "Proceed? [y/N] "):
             raise Interrupted("cancelled; nothing was changed", "", "")
 
+    workers = Workers()
     with tempfile.TemporaryDirectory(prefix="praxis-projects-") as tmp:
-        def runner(label: str) -> HostResult:
-            unit = by_label[label]
-            results = [run_project(p, command, opts, console, Path(tmp)) for p in unit.projects]
-            if len(results) == 1:
-                return results[0]
-            return _merge(label, results)
+        def runner(label: str) -> list[HostResult]:
+            return [workers.run(p, command, opts, console, Path(tmp)) for p in by_label[label].projects]
 
         fr = run_rollout(command, [u.label for u in units], runner, opts, console, "project", [],
-                         None)
+                         None, members=lambda label: [str(p) for p in by_label[label].projects],
+                         on_interrupt=workers.interrupt)
     fr.notes = notes
     return fr
 
 
-def _merge(label: str, results: list[HostResult]) -> HostResult:
-    """A chained unit's row: failed if any of its projects failed, with every message."""
-    bad = [r for r in results if r.result != "ok"]
-    return HostResult(label, "failed" if bad else "ok",
-                      bad[0].exit_code if bad else max((r.exit_code or 0) for r in results),
-                      message="; ".join(f"{r.host}: {r.message}" for r in results if r.message),
-                      duration_s=sum(r.duration_s for r in results))
+class Workers:
+    """The projects' processes of one rollout: after an interrupt nothing new starts, and each
+    running project gets the signal once (its run rolls back, as with Ctrl-C on one project).
+    The children are in process groups of their own, so a Ctrl-C at the terminal reaches
+    them only this way, once, never twice."""
+
+    def __init__(self) -> None:
+        self.stopping = threading.Event()
+        self._lock = threading.Lock()
+        self._live: set[int] = set()
+
+    def run(self, project: Path, command: str, opts: Options, console: Console,
+            scratch: Path) -> HostResult:
+        if self.stopping.is_set():
+            res = console.rows.setdefault(str(project), HostResult(str(project)))
+            res.result, res.message = "skipped", "not started: interrupted"
+            return res
+        return run_project(project, command, opts, console, scratch, self)
+
+    def started(self, pid: int) -> None:
+        with self._lock:
+            self._live.add(pid)
+            stop = self.stopping.is_set()
+        if stop:  # started as the interrupt came
+            _signal(pid)
+
+    def ended(self, pid: int) -> None:
+        with self._lock:
+            self._live.discard(pid)
+
+    def interrupt(self) -> None:
+        with self._lock:
+            self.stopping.set()
+            live = list(self._live)
+        for pid in live:
+            _signal(pid)
+
+
+def _signal(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGINT)
+    except ProcessLookupError:
+        pass
 
 
 # -- discover ----------------------------------------------------------------------------------
@@ -352,6 +401,7 @@ def discover(opts: Options) -> list[Found]:
         raise UsageError(f"{root} is not a directory", "discover searches a directory tree",
                          "pass the directory holding your projects: discover ~/code")
     head = source_commit(opts.source, opts.ref) if opts.source else None
+    history = local_checkout(opts.source) if opts.source else None
     out = []
     for project in find_installs(root):
         try:
@@ -360,7 +410,8 @@ def discover(opts: Options) -> list[Found]:
         except Exception as exc:  # noqa: BLE001 - one unreadable install must not hide the rest
             commit, state = None, f"unreadable: {getattr(exc, 'what', exc)}"
         inst = PRAXIS_DIR if (project / PRAXIS_DIR).is_dir() else LEGACY_DIR
-        behind = None if head is None or commit is None else commit != head
+        # behind: what ``check`` calls "upgrade available" (an install newer than the source is not)
+        behind = None if head is None or commit is None else not newer_or_same(history, commit, head)
         out.append(Found(project, inst, commit, state, behind))
     return out
 

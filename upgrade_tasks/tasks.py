@@ -11,6 +11,7 @@ of a checkout and the ``praxis-upgrade`` command both use :data:`ns`.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Any
 
 from invoke.collection import Collection
@@ -68,7 +69,8 @@ def _many(command: str, run: Run) -> bool:
         n = fr.noun
         raise RolloutFailed(fr.exit_code, n, f"{command}: {sum(r.result != 'ok' for r in fr.hosts)} "
                             f"of {len(fr.hosts)} {n}(s) not ok"
-                            + (f"; stopped: {fr.stopped_by}" if fr.stopped_by else ""))
+                            + (f"; stopped: {fr.stopped_by}" if fr.stopped_by else ""),
+                            fr.failed_file)
     return True
 
 
@@ -78,9 +80,11 @@ class RolloutFailed(UpgradeError):
 
     ref = "rollout-failed"
 
-    def __init__(self, code: int, noun: str, what: str) -> None:
+    def __init__(self, code: int, noun: str, what: str, failed_file: Path | None) -> None:
         super().__init__(what, "see the summary table above",
-                         f"rerun the failed ones with --{noun}s @.praxis-fleet/failed.txt")
+                         f"rerun the {noun}s not done with --{noun}s @{failed_file}" if failed_file
+                         else f"rerun the same command when ready (the table says what each {noun} "
+                         "reached)")
         self.exit_code = code
 
 
