@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import pty
+import select
 import subprocess
 import sys
 import time
@@ -144,3 +146,30 @@ def wait_for(pred: Callable[[], bool], timeout: float = 30) -> None:
             return
         time.sleep(0.02)
     raise AssertionError("condition not reached in time")
+
+
+def run_on_pty(argv: list[str], env: dict[str, str], timeout: float = 120,
+               stdin_tty: bool = True) -> tuple[int, str]:
+    """Run ``argv`` with stdout/stderr (and stdin, unless ``stdin_tty`` is False) on a real
+    pseudo-terminal; its exit code and everything it drew there."""
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(argv, stdin=slave if stdin_tty else subprocess.DEVNULL, stdout=slave,
+                            stderr=slave, env=env, close_fds=True)
+    os.close(slave)
+    chunks = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([master], [], [], 0.2)
+        if ready:
+            try:
+                data = os.read(master, 65536)
+            except OSError:
+                break
+            if not data:
+                break
+            chunks.append(data)
+        elif proc.poll() is not None:
+            break
+    proc.wait(timeout=10)
+    os.close(master)
+    return proc.returncode, b"".join(chunks).decode(errors="replace")

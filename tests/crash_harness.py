@@ -148,18 +148,7 @@ class Harness:
                 manifest_files(a) == self.after_manifest
             undone = res.returncode == 6 and digest(a) == self.before
             resumed = upgraded or undone
-        rb = engine("rollback", "--project", str(b))
-        if rb.returncode == 2 and "nothing to roll back" in rb.stderr:
-            rolled = digest(b) == self.before  # killed before anything was changed
-        else:
-            rolled = rb.returncode == 0 and digest(b) == self.before
-        detail = ""
-        if not resumed:
-            detail += f"rerun exit {res.returncode}: {res.stderr.strip()[-300:]} "
-        if not rolled:
-            detail += f"rollback exit {rb.returncode}: {rb.stderr.strip()[-300:]}"
-        shutil.rmtree(a, ignore_errors=True)
-        shutil.rmtree(b, ignore_errors=True)
+        rolled, detail = finish_pair(a, b, self.before, res, resumed)
         return Outcome(scenario, point, killed, resumed, rolled, detail)
 
 
@@ -177,6 +166,24 @@ def choose_points(trace: list[str], sample: int | None, randoms: int, seed: int)
         if p not in out:
             out.append(p)
     return out
+
+
+def finish_pair(a: Path, b: Path, before: dict[str, object], res: subprocess.CompletedProcess[str],
+                resumed: bool) -> tuple[bool, str]:
+    """The second half of every cut: ``rollback`` of the copy ``b`` must end at the tree before
+    the upgrade (or find nothing to undo, when the cut came before any change). Returns whether
+    it did and what went wrong with the rerun (``res``) or the rollback; both copies removed."""
+    rb = engine("rollback", "--project", str(b))
+    rolled = digest(b) == before and (
+        rb.returncode == 0 or (rb.returncode == 2 and "nothing to roll back" in rb.stderr))
+    detail = ""
+    if not resumed:
+        detail += f"rerun exit {res.returncode}: {res.stderr.strip()[-300:]} "
+    if not rolled:
+        detail += f"rollback exit {rb.returncode}: {rb.stderr.strip()[-300:]}"
+    shutil.rmtree(a, ignore_errors=True)
+    shutil.rmtree(b, ignore_errors=True)
+    return rolled, detail
 
 
 def main(argv: list[str] | None = None) -> int:

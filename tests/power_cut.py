@@ -39,7 +39,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from conftest import manifest_files  # noqa: E402
-from crash_harness import ENGINE, Harness, choose_points, digest, engine  # noqa: E402
+from crash_harness import ENGINE, Harness, choose_points, digest, engine, finish_pair  # noqa: E402
 
 IMAGE_MB = 96
 
@@ -121,16 +121,7 @@ class PowerCut:
         resumed = (res.returncode == 0 and digest(a) == self.h.after
                    and manifest_files(a) == self.h.after_manifest) or (
             res.returncode == 6 and digest(a) == self.h.before)
-        rb = engine("rollback", "--project", str(b))
-        rolled = digest(b) == self.h.before and (
-            rb.returncode == 0 or (rb.returncode == 2 and "nothing to roll back" in rb.stderr))
-        detail = ""
-        if not resumed:
-            detail += f"rerun exit {res.returncode}: {res.stderr.strip()[-300:]} "
-        if not rolled:
-            detail += f"rollback exit {rb.returncode}: {rb.stderr.strip()[-300:]}"
-        shutil.rmtree(a, ignore_errors=True)
-        shutil.rmtree(b, ignore_errors=True)
+        rolled, detail = finish_pair(a, b, self.h.before, res, resumed)
         return Cut(point, resumed, rolled, detail)
 
 

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import REPO, sessions, wait_for
+from conftest import REPO, run_on_pty, sessions, wait_for
 from sshd_fixture import SshFleet, ssh_fleet  # noqa: F401 - fixture
 
 from upgrade_tasks.fleet import Budget, parse_hosts, plan_batches, split_host
@@ -261,30 +261,13 @@ def test_rollback_on_hosts(tmp_path: Path, source: SampleSource,
 
 def test_live_table_on_a_terminal(tmp_path: Path, source: SampleSource,
                                   ssh_fleet: Callable[..., SshFleet]) -> None:  # noqa: F811
-    import pty
-
     fleet = ssh_fleet(n=2)
     items = projects(fleet, tmp_path, source)
-    master, slave = pty.openpty()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PRAXIS_", "INVOKE_UPGRADE"))}
-    proc = subprocess.Popen(
+    code, screen = run_on_pty(
         fleet_cmd(fleet, tmp_path, "upgrade", "--source", str(source.path), "--hosts",
-                  ",".join(items), "--parallel", "2", "--yes"),
-        stdin=subprocess.DEVNULL, stdout=slave, stderr=slave, env=env)
-    os.close(slave)
-    chunks = []
-    while True:
-        try:
-            data = os.read(master, 65536)
-        except OSError:
-            break
-        if not data:
-            break
-        chunks.append(data)
-    proc.wait(timeout=120)
-    os.close(master)
-    screen = b"".join(chunks).decode(errors="replace")
-    assert proc.returncode == 0, screen
+                  ",".join(items), "--parallel", "2", "--yes"), env, stdin_tty=False)
+    assert code == 0, screen
     assert "\x1b[" in screen  # redrawn in place
     assert "state" in screen and "last line" in screen  # the live table's header
     assert "[5/5] cleanup ok" in screen and f"[{items[0]}]" not in screen  # no prefixed lines

@@ -5,15 +5,11 @@ from __future__ import annotations
 
 import ast
 import os
-import pty
 import re
-import select
-import subprocess
 import sys
-import time
 from pathlib import Path
 
-from conftest import REPO, invoke, praxis, upgrade
+from conftest import REPO, invoke, praxis, run_on_pty, upgrade
 
 from upgrade_tasks.sample_source import SampleSource
 
@@ -22,31 +18,12 @@ SGR_COLOUR = re.compile(r"\x1b\[[0-9;]*3[0-9](;[0-9]+)*m|\x1b\[[0-9;]*;3[0-9]m")
 
 def on_a_terminal(args: list[str], env: dict[str, str] | None = None, timeout: float = 120) -> str:
     """Run ``python -m upgrade_tasks ARGS`` with stdin/stdout/stderr on a pseudo-terminal."""
-    master, slave = pty.openpty()
     e = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "PYTHONPATH")
          and not k.startswith("PRAXIS_UPGRADE_")}
     e.update({"TERM": "xterm-256color", "COLUMNS": "120", "PYTHONPATH": str(REPO)}, **(env or {}))
-    proc = subprocess.Popen([sys.executable, "-m", "upgrade_tasks", *args], stdin=slave,
-                            stdout=slave, stderr=slave, env=e, close_fds=True)
-    os.close(slave)
-    chunks = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        r, _, _ = select.select([master], [], [], 0.2)
-        if r:
-            try:
-                data = os.read(master, 65536)
-            except OSError:
-                break
-            if not data:
-                break
-            chunks.append(data)
-        elif proc.poll() is not None:
-            break
-    proc.wait(timeout=10)
-    os.close(master)
-    assert proc.returncode == 0, b"".join(chunks).decode(errors="replace")
-    return b"".join(chunks).decode(errors="replace")
+    code, screen = run_on_pty([sys.executable, "-m", "upgrade_tasks", *args], e, timeout)
+    assert code == 0, screen
+    return screen
 
 
 def visible(text: str) -> str:

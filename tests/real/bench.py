@@ -37,18 +37,7 @@ def _repo() -> Path:
 
 
 def _req(repo: Path, commit: str) -> Path:
-    sha = h.resolve_commit(repo, commit)
-    p = WORK / f"req-{sha[:7]}.txt"
-    p.parent.mkdir(parents=True, exist_ok=True)
-    p.write_text(
-        subprocess.run(
-            ["git", "-C", str(repo), "show", f"{sha}:mcp_server/requirements.txt"],
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout
-    )
-    return p
+    return h.requirements_file(repo, commit, WORK / f"req-{h.resolve_commit(repo, commit)[:7]}.txt")
 
 
 def _model() -> dict[str, str]:

@@ -150,17 +150,26 @@ def new_project(path: Path, *, git: bool = True, files: Optional[dict[str, str]]
         (path / rel).parent.mkdir(parents=True, exist_ok=True)
         (path / rel).write_text(text)
     if git:
-        env = dict(
-            os.environ,
-            GIT_AUTHOR_NAME="t",
-            GIT_AUTHOR_EMAIL="t@t",
-            GIT_COMMITTER_NAME="t",
-            GIT_COMMITTER_EMAIL="t@t",
-        )
         subprocess.run(["git", "init", "-q", str(path)], check=True)
-        subprocess.run(["git", "-C", str(path), "add", "-A"], check=True)
-        subprocess.run(["git", "-C", str(path), "commit", "-qm", "init"], check=True, env=env)
+        git_in(path, "add", "-A")
+        git_in(path, "commit", "-qm", "init")
     return path
+
+
+def git_in(project: Path, *args: str) -> str:
+    """``git -C project ARGS`` with a fixed identity (commits work on a machine without one)."""
+    env = dict(os.environ, GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t", GIT_COMMITTER_NAME="t",
+               GIT_COMMITTER_EMAIL="t@t")
+    return subprocess.run(["git", "-C", str(project), *args], check=True, capture_output=True,
+                          text=True, env=env).stdout
+
+
+def requirements_file(repo: Path, commit: str, dest: Path) -> Path:
+    """``mcp_server/requirements.txt`` of upstream ``commit``, written to ``dest``."""
+    sha = resolve_commit(repo, commit)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.write_text(git_in(repo, "show", f"{sha}:mcp_server/requirements.txt"))
+    return dest
 
 
 def _count_files(root: Path) -> int:

@@ -71,19 +71,6 @@ def model_env() -> dict[str, str]:
     return h.tiny_model(HF_HOME)
 
 
-def _git(project: Path, *args: str) -> str:
-    env = dict(
-        os.environ,
-        GIT_AUTHOR_NAME="t",
-        GIT_AUTHOR_EMAIL="t@t",
-        GIT_COMMITTER_NAME="t",
-        GIT_COMMITTER_EMAIL="t@t",
-    )
-    return subprocess.run(
-        ["git", "-C", str(project), *args], check=True, capture_output=True, text=True, env=env
-    ).stdout
-
-
 def migrate_agent_os(project: Path) -> None:
     """The manual migration of upstream 925b10d: rename the install dir and fix the IDE config paths."""
     os.rename(project / ".agent-os", project / ".praxis-os")
@@ -100,15 +87,7 @@ def prepare(name: str) -> dict[str, Any]:
     commit, fix, migrate, note = SCENARIOS[name]
     repo = source_checkout()
     sha = h.resolve_commit(repo, commit)
-    req = WORK / f"req-{commit}.txt"
-    req.write_text(
-        subprocess.run(
-            ["git", "-C", str(repo), "show", f"{sha}:mcp_server/requirements.txt"],
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout
-    )
+    req = h.requirements_file(repo, commit, WORK / f"req-{commit}.txt")
     venv_build = venvs.server_venv_build(req)
     menv = model_env()
     tpl = WORK / "tpl" / name
@@ -152,8 +131,8 @@ def prepare(name: str) -> dict[str, Any]:
         migrate_agent_os(tpl)
         out["migrated"] = True
     (tpl / ".praxis-real.json").write_text(json.dumps(out, indent=1, default=str))
-    _git(tpl, "add", "-A")
-    _git(tpl, "commit", "-qm", f"prAxIs install at {commit}")
+    h.git_in(tpl, "add", "-A")
+    h.git_in(tpl, "commit", "-qm", f"prAxIs install at {commit}")
     out["index"] = h.index_info(h.install_dir_of(tpl))
     return out
 
@@ -224,7 +203,7 @@ def run(
         "stdout_tail": res.stdout[-3000:],
         "stderr_tail": res.stderr[-3000:],
     }
-    out["git_status"] = _git(proj, "status", "--porcelain", "--untracked-files=all").splitlines()
+    out["git_status"] = h.git_in(proj, "status", "--porcelain", "--untracked-files=all").splitlines()
     try:
         install = h.install_dir_of(proj)
         out["index"] = h.index_info(install)
@@ -245,7 +224,7 @@ def run(
             "rc": rb.returncode,
             "seconds": round(time.monotonic() - t, 2),
             "tail": (rb.stdout + rb.stderr)[-2000:],
-            "git_status": _git(proj, "status", "--porcelain", "--untracked-files=all").splitlines(),
+            "git_status": h.git_in(proj, "status", "--porcelain", "--untracked-files=all").splitlines(),
         }
     (logs / f"upgrade-{tag}.json").write_text(json.dumps(out, indent=1, default=str))
     return out
