@@ -48,17 +48,11 @@ def step(run: Run) -> str:
             f"old server declares {tools} tools" + (f"; {copied}" if copied else ""))
 
 
-def destination_of(run: Run) -> str:
-    """``--backup-to`` as the session was started with it (a resume need not repeat it)."""
-    s = run.need()[0]
-    return str(run.opts.backup_to or s.metadata.get("options", {}).get("backup_to") or "")
-
-
 def copy_offsite(run: Run, path: Path, bid: str) -> str:
     """``--backup-to``: the verified backup copied off the machine and verified there, before
     anything is changed (a failure stops the upgrade here: exit 3, nothing changed). Recorded
     in the checkpoint with the manifest's checksum, so a rollback fetches back exactly it."""
-    spec = destination_of(run)
+    spec = str(run.started_with("backup_to") or "")
     s = run.need()[0]
     if not spec or s.has_step("backup:offsite"):
         return ""

@@ -182,14 +182,19 @@ def dir_modes(install: Install, paths: list[str]) -> dict[str, int]:
     return out
 
 
-def create_backup(install: Install, plan: Plan, session: Session, backup_id: str,
-                  writes: dict[str, str]) -> Backup:
-    """Copy every path the upgrade may touch into a new backup, durably, and verify it."""
-    backups = install.backups_dir
+def ensure_backups_dir(backups: Path) -> None:
+    """The backups directory, with a ``.gitignore`` that keeps every backup out of git."""
     backups.mkdir(parents=True, exist_ok=True)
     gi = backups / ".gitignore"
     if not gi.exists():
         atomic_write_bytes(gi, b"# prAxIs OS upgrade backups: never commit them\n*\n")
+
+
+def create_backup(install: Install, plan: Plan, session: Session, backup_id: str,
+                  writes: dict[str, str]) -> Backup:
+    """Copy every path the upgrade may touch into a new backup, durably, and verify it."""
+    backups = install.backups_dir
+    ensure_backups_dir(backups)
     final = backups / backup_id
     if final.exists():
         raise BackupError(

@@ -22,6 +22,7 @@ from typing import Any
 
 from .checkout import is_git_url, resolve_ref
 from .errors import UsageError
+from .gitutil import git, git_ok
 from .installed import load_base
 from .layout import find_install
 from .manifest import read_installed_manifest
@@ -80,8 +81,11 @@ class CheckResult:
 
 
 def _git(root: Path, *args: str) -> str | None:
-    proc = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, check=False)
-    return proc.stdout.strip() if proc.returncode == 0 else None
+    """git's answer, stripped; None when git says no (the caller words what that means)."""
+    try:
+        return git(root, *args).strip()
+    except subprocess.CalledProcessError:
+        return None
 
 
 def _remote_commit(url: str, ref: str) -> str | None:
@@ -115,8 +119,8 @@ def newer_or_same(history: Path | None, installed: str, available: str) -> bool:
     same commit" is known."""
     if installed == available:
         return True
-    return history is not None and _git(history, "merge-base", "--is-ancestor", available,
-                                        installed) is not None
+    return history is not None and git_ok(history, "merge-base", "--is-ancestor", available,
+                                          installed)
 
 
 def source_commit(spec: str, ref: str = "") -> str:

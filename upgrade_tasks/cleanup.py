@@ -38,14 +38,8 @@ def step(run: Run) -> str:
     fsutil.release(inst.reserve_file)
     s.note(finished_at=now_iso())
     report.write_reports_or_warn(inst, s, run.say)
-    committed = git_commit(run) if wants_git_commit(run) else ""
+    committed = git_commit(run) if run.started_with("git_commit") else ""
     return f"pruned {len(pruned)} old backup(s)" + committed
-
-
-def wants_git_commit(run: Run) -> bool:
-    """``--git-commit`` as the session was started with it (a resume need not repeat it)."""
-    s = run.need()[0]
-    return bool(run.opts.git_commit or s.metadata.get("options", {}).get("git_commit"))
 
 
 def git_commit(run: Run) -> str:

@@ -59,6 +59,15 @@ def split_host(item: str) -> tuple[str, str | None]:
     return host.strip(), (project.strip() if sep else None)
 
 
+def read_list(path: Path, what: str, hint: str) -> list[str]:
+    """The entries of an ``@FILE`` list: one per line, ``#`` comments and blank lines left out."""
+    try:
+        lines = path.read_text().splitlines()
+    except OSError as exc:
+        raise UsageError(f"cannot read the {what} {path}", str(exc), hint) from exc
+    return [e for e in (ln.split("#", 1)[0].strip() for ln in lines) if e]
+
+
 def parse_hosts(spec: str, limit: str = "", sudo: bool = False) -> list[str]:
     """``h1,h2`` or ``@FILE`` (one host per line, ``#`` comments); duplicates removed.
 
@@ -77,12 +86,7 @@ def parse_hosts(spec: str, limit: str = "", sudo: bool = False) -> list[str]:
                 inventories += 1
                 items += inventory.load(path, limit, sudo=sudo)
                 continue
-            try:
-                lines = path.read_text().splitlines()
-            except OSError as exc:
-                raise UsageError(f"cannot read the host list {path}", str(exc),
-                                 "pass --hosts h1,h2 or @FILE with one host per line") from exc
-            items += [ln.split("#", 1)[0].strip() for ln in lines]
+            items += read_list(path, "host list", "pass --hosts h1,h2 or @FILE with one host per line")
         else:
             items.append(part)
     if limit and not inventories:
@@ -604,12 +608,8 @@ def host_projects(hosts: list[str], spec: str) -> list[str]:
     for part in spec.split(","):
         part = part.strip()
         if part.startswith("@"):
-            try:
-                text = Path(part[1:]).expanduser().read_text()
-            except OSError as exc:
-                raise UsageError(f"cannot read the project list {part[1:]}", str(exc),
-                                 "pass --projects /abs/a,/abs/b or @FILE") from exc
-            paths += [ln.split("#", 1)[0].strip() for ln in text.splitlines()]
+            paths += read_list(Path(part[1:]).expanduser(), "project list",
+                               "pass --projects /abs/a,/abs/b or @FILE")
         elif part:
             paths.append(part)
     paths = [posixpath.normpath(p) for p in paths if p]

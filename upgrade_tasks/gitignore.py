@@ -13,7 +13,7 @@ import subprocess
 from pathlib import Path
 
 from .gitutil import git_ok
-from .layout import PRAXIS_DIR
+from .layout import PRAXIS_DIR, REBUILD_FLAG
 
 #: Patterns the install needs in the project's .gitignore.
 PATTERNS = (
@@ -32,7 +32,7 @@ PATTERNS = (
     f"{PRAXIS_DIR}/.venvs/",
     f"{PRAXIS_DIR}/**/__pycache__/",
     # a request to this machine's server, deleted by it once the index is rebuilt
-    f"{PRAXIS_DIR}/standards/.rebuild_index",
+    f"{PRAXIS_DIR}/{REBUILD_FLAG}",
 )
 BEGIN = "# >>> prAxIs OS upgrader: patterns the install needs (managed block)"
 END = "# <<< prAxIs OS upgrader"

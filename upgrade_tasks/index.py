@@ -34,13 +34,13 @@ from pathlib import Path
 from . import faults
 from .errors import PhaseError
 from .fsutil import fsync_dir, rmtree_durable
-from .layout import Install
+from .layout import REBUILD_FLAG, Install
 from .source import Source
 
 INDEX = ".cache/vector_index"
 BUILDER = "scripts/build_rag_index.py"
 ENGINE = "mcp_server/rag_engine.py"
-FLAG = "standards/.rebuild_index"
+FLAG = REBUILD_FLAG
 _TABLE = re.compile(rb"""open_table\(\s*["']([\w.-]+)["']""")
 
 

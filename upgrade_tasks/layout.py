@@ -46,6 +46,8 @@ OFFERED: tuple[Offered, ...] = (
 )
 #: The project's ``.gitignore``, addressed relative to ``.praxis-os``.
 GITIGNORE = "../.gitignore"
+#: The file that asks the server to rebuild its search index (it deletes it when done).
+REBUILD_FLAG = "standards/.rebuild_index"
 #: The only paths outside .praxis-os the upgrader ever writes (an offer beside an earlier one
 #: that is still there gets the source commit's short id as a last suffix).
 PROJECT_FILES = (GITIGNORE, *(o.side for o in OFFERED if o.side.startswith("../")))

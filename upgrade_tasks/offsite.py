@@ -58,9 +58,9 @@ from pathlib import Path
 from typing import Any, BinaryIO, Literal, Protocol
 
 from . import faults
-from .backup_store import MANIFEST, Backup, backup_file, check_manifest, verify_backup
+from .backup_store import MANIFEST, Backup, backup_file, check_manifest, ensure_backups_dir, verify_backup
 from .errors import EXIT_PREFLIGHT, BackupError, UpgradeError, UsageError
-from .fsutil import NotRegular, atomic_write_bytes, fsync, fsync_dir, open_regular, read_regular
+from .fsutil import NotRegular, fsync, fsync_dir, open_regular, read_regular, sha256_file
 from .redact import MASK, redact
 from .trust import BACKUP_ID, Bad, ident
 
@@ -77,7 +77,6 @@ SHELL_TIMEOUT = 20
 #: MANIFEST.json read from a destination is refused above this size.
 MAX_MANIFEST = 64 << 20
 _CHUNK = 1 << 20
-_GITIGNORE = b"# prAxIs OS upgrade backups: never commit them\n*\n"
 
 
 class OffsiteError(BackupError):
@@ -769,8 +768,7 @@ def _read_backup(path: Path, backup_id: str, err: type[OffsiteError], where: str
 def manifest_sha256(backup_dir: Path) -> str:
     """sha256 of a backup's MANIFEST.json: keep it with the session to make
     :func:`fetch` accept only the copy that was pushed."""
-    with open_regular(backup_dir / MANIFEST) as fh:
-        return _hash_file(fh)[1]
+    return sha256_file(backup_dir / MANIFEST)
 
 
 def _compare(expected: dict[str, tuple[int, str]], sizes: dict[str, int], odd: set[str],
@@ -933,9 +931,7 @@ def fetch(dest: Destination, backup_id: str, local_backups_dir: Path,
         with contextlib.suppress(OffsiteError):
             _read_backup(final, backup_id, err, "here")
             return final
-    local_backups_dir.mkdir(parents=True, exist_ok=True)
-    if not (local_backups_dir / ".gitignore").exists():
-        atomic_write_bytes(local_backups_dir / ".gitignore", _GITIGNORE)
+    ensure_backups_dir(local_backups_dir)
     for old in local_backups_dir.glob(f".{backup_id}.fetch-*"):  # left by a run killed half-way
         shutil.rmtree(old, ignore_errors=True)
     staging_parent = local_backups_dir / f".{backup_id}.fetch-{secrets.token_hex(4)}"

@@ -49,6 +49,7 @@ from .layout import (
     GITIGNORE,
     OFFERED,
     PRAXIS_DIR,
+    REBUILD_FLAG,
     Install,
     area_of_target,
     is_protected,
@@ -62,7 +63,6 @@ from .venv import normalise_requirements
 OFFERED_AREAS = tuple(o.area for o in OFFERED)
 NEW_SUFFIX = ".praxis-new"
 MERGE_SUFFIX = ".praxis-merge"
-REBUILD_FLAG = "standards/.rebuild_index"
 
 
 class Action(StrEnum):

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import index
-from .layout import PRAXIS_DIR, Install
-from .plan import MERGE_SUFFIX, NEW_SUFFIX, REBUILD_FLAG, Action, FileAction, Plan
+from .layout import PRAXIS_DIR, REBUILD_FLAG, Install
+from .plan import MERGE_SUFFIX, NEW_SUFFIX, Action, FileAction, Plan
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,7 @@ from typing import Any
 from . import options, signals
 from .check import local_checkout, newer_or_same, source_commit
 from .errors import EXIT_UPGRADE_AVAILABLE, Interrupted, UsageError
-from .fleet import Console, FleetResult, HostResult, Redactor, run_rollout
+from .fleet import Console, FleetResult, HostResult, Redactor, read_list, run_rollout
 from .layout import LEGACY_DIR, PRAXIS_DIR, find_install
 from .options import Options
 from .server_process import find_running_servers
@@ -70,14 +70,9 @@ def expand(spec: str, cwd: Path | None = None) -> list[Path]:
             continue
         if part.startswith("@"):
             path = Path(part[1:]).expanduser()
-            try:
-                lines = path.read_text().splitlines()
-            except OSError as exc:
-                raise UsageError(f"cannot read the project list {path}", str(exc),
-                                 "pass --projects @FILE with one project directory per line") from exc
             where = (base / path).parent
-            out += [where / Path(ln.split("#", 1)[0].strip()).expanduser() for ln in lines
-                    if ln.split("#", 1)[0].strip()]
+            out += [where / Path(e).expanduser() for e in read_list(
+                path, "project list", "pass --projects @FILE with one project directory per line")]
         elif any(c in part for c in "*?["):
             found = sorted(base / p for p in glob.glob(str(Path(part).expanduser()), recursive=True))
             out += [p for p in found if (p / PRAXIS_DIR).is_dir() or (p / LEGACY_DIR).is_dir()]

@@ -77,6 +77,12 @@ class Run:
         assert self.session is not None and self.source is not None and self.plan is not None
         return self.session, self.source, self.plan
 
+    def started_with(self, name: str) -> Any:
+        """Option ``name`` as given now, else as the session was started with it (the
+        ``record=True`` options: a resumed run need not repeat ``--git-commit`` or
+        ``--backup-to``)."""
+        return getattr(self.opts, name) or self.need()[0].metadata.get("options", {}).get(name)
+
     def relocate(self, new: Install, *sessions: Session | None) -> None:
         """The install's directory was renamed (``.agent-os`` <-> ``.praxis-os``): follow it.
         The lock's file and the checkpoints moved with it (the lock itself is held on an open
